@@ -1,0 +1,18 @@
+"""MMBench tasks as TorchRL environments: registry, domains and the masked multitask stack."""
+
+from torchrl_newt.envs.registry import (
+    MMBENCH_DOMAINS,
+    MissingDependencyError,
+    RawTask,
+    ScoreRule,
+    TaskSpec,
+    UnknownTaskError,
+    build_raw_task,
+    discount_heuristic,
+    get_domain,
+    get_task,
+    list_domains,
+    list_tasks,
+    register_domain,
+    register_task,
+)
