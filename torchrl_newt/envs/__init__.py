@@ -16,3 +16,13 @@ from torchrl_newt.envs.registry import (
     register_domain,
     register_task,
 )
+from torchrl_newt.envs.base import RawTaskEnv
+from torchrl_newt.envs.factory import make_env, make_lane_env
+from torchrl_newt.envs.transforms import (
+    EpisodeScore,
+    PadAction,
+    PadObservation,
+    TaskId,
+    mask_from_dims,
+    task_tensors,
+)

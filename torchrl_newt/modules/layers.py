@@ -1,0 +1,213 @@
+"""Building blocks of the Newt world model: SimNorm, task-conditioned MLPs and fused ensembles.
+
+Every Newt component concatenates a task embedding to its input. For a task id ``k`` the first
+layer computes ``W [x; e_k] + b = W_x x + (W_e e_k) + b``; :class:`TaskMLP` keeps the single
+weight ``W`` (same parameters, same gradients as the concatenation) but evaluates the task part
+once per *task* (``E W_e^T``, ``num_tasks x out``) and gathers it per sample, which removes
+most of the first layer's cost when the embedding is wide (512-d CLIP features vs a 384-d latent).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SimNorm", "TaskMLP", "simnorm"]
+
+
+def simnorm(x: torch.Tensor, dim: int = 8) -> torch.Tensor:
+    """Simplicial normalisation: a softmax over consecutive groups of ``dim`` features.
+
+    Examples:
+        >>> z = simnorm(torch.randn(2, 16), dim=8)
+        >>> torch.allclose(z.view(2, 2, 8).sum(-1), torch.ones(2, 2))
+        True
+    """
+    shape = x.shape
+    if shape[-1] % dim:
+        raise ValueError(f"SimNorm group size {dim} does not divide the feature size {shape[-1]}")
+    return F.softmax(x.unflatten(-1, (-1, dim)), dim=-1).flatten(-2)
+
+
+class SimNorm(nn.Module):
+    """Module form of :func:`simnorm`.
+
+    Args:
+        dim: size of each simplex group.
+
+    Examples:
+        >>> SimNorm(4)(torch.zeros(1, 8))
+        tensor([[0.2500, 0.2500, 0.2500, 0.2500, 0.2500, 0.2500, 0.2500, 0.2500]])
+    """
+
+    def __init__(self, dim: int = 8) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return simnorm(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last dim with (possibly per-ensemble-member, broadcast) affine params."""
+    if weight.dim() == 1:
+        return F.layer_norm(x, x.shape[-1:], weight, bias, 1e-5)
+    return F.layer_norm(x, x.shape[-1:], None, None, 1e-5) * weight + bias
+
+
+class TaskMLP(nn.Module):
+    """An MLP (Linear -> LayerNorm -> Mish blocks) conditioned on a task embedding, optionally a
+    fused ensemble of identically shaped members.
+
+    The hidden blocks are ``Linear -> [Dropout] -> LayerNorm -> Mish``; the last layer is a plain
+    ``Linear`` unless ``out_act`` is ``"simnorm"``, in which case it is
+    ``Linear -> LayerNorm -> SimNorm`` (TD-MPC2's encoder/dynamics heads). Weights are
+    initialised with a truncated normal (std 0.02) and zero biases; ``zero_last`` zero-initialises
+    the last layer (reward and Q heads).
+
+    Args:
+        in_dim: size of the non-task input.
+        hidden_dims: widths of the hidden blocks (at least one).
+        out_dim: output size.
+        task_dim: size of the task embedding concatenated to the input (0 for none).
+        num_members: ``None`` for a single MLP, else the ensemble size (outputs get a leading
+            member dimension).
+        out_act: ``None`` or ``"simnorm"``.
+        simnorm_dim: group size of SimNorm.
+        dropout: dropout probability after the first linear layer (only in training mode with
+            gradients enabled: planning and TD targets, computed under ``no_grad``, are
+            deterministic).
+        zero_last: zero-initialise the last layer's weights.
+
+    Examples:
+        >>> mlp = TaskMLP(10, [32], 5, task_dim=4, num_members=3)
+        >>> table = torch.randn(7, 4)  # 7 tasks
+        >>> out = mlp(torch.randn(2, 6, 10), task_table=table, task=torch.randint(7, (2, 6)))
+        >>> out.shape
+        torch.Size([3, 2, 6, 5])
+        >>> sum(p.numel() for p in mlp.parameters()) == 3 * ((14 * 32 + 32) + 64 + (32 * 5 + 5))
+        True
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dims: Sequence[int],
+        out_dim: int,
+        *,
+        task_dim: int = 0,
+        num_members: int | None = None,
+        out_act: str | None = None,
+        simnorm_dim: int = 8,
+        dropout: float = 0.0,
+        zero_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if not hidden_dims:
+            raise ValueError("TaskMLP needs at least one hidden layer")
+        if out_act not in (None, "simnorm"):
+            raise ValueError(f"out_act must be None or 'simnorm', got {out_act!r}")
+        self.in_dim, self.task_dim, self.out_dim = in_dim, task_dim, out_dim
+        self.num_members = num_members
+        self.out_act, self.simnorm_dim, self.dropout = out_act, simnorm_dim, dropout
+        lead = () if num_members is None else (num_members,)
+        dims = [in_dim + task_dim, *hidden_dims, out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.norm_weights = nn.ParameterList()
+        self.norm_biases = nn.ParameterList()
+        n_layers = len(dims) - 1
+        for i in range(n_layers):
+            w = torch.empty(*lead, dims[i + 1], dims[i])
+            nn.init.trunc_normal_(w, std=0.02)
+            if zero_last and i == n_layers - 1:
+                w.zero_()
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(*lead, dims[i + 1])))
+            if i < n_layers - 1 or out_act == "simnorm":
+                self.norm_weights.append(nn.Parameter(torch.ones(*lead, dims[i + 1])))
+                self.norm_biases.append(nn.Parameter(torch.zeros(*lead, dims[i + 1])))
+
+    def _first(self, x: torch.Tensor, task_table: torch.Tensor | None, task: torch.Tensor | None, members) -> torch.Tensor:
+        w, b = self.weights[0], self.biases[0]
+        if members is not None:
+            w, b = w[members], b[members]
+        w_x = w[..., : self.in_dim]
+        if w.dim() == 2:
+            h = F.linear(x, w_x, b)
+        else:  # ensemble: [M, out, in] -> x @ W^T for every member, member dim leading
+            h = torch.einsum("...i,moi->m...o", x, w_x) + b.view(b.shape[0], *([1] * (x.dim() - 1)), -1)
+        if self.task_dim:
+            if task_table is None or task is None:
+                raise ValueError("this network is task-conditioned: pass task_table and task")
+            w_e = w[..., self.in_dim :]
+            if w.dim() == 2:
+                proj = task_table @ w_e.T  # [num_tasks, out]
+                h = h + proj[task]
+            else:
+                proj = torch.einsum("ke,moe->mko", task_table, w_e)  # [M, num_tasks, out]
+                h = h + proj[:, task]
+        return h
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        task_table: torch.Tensor | None = None,
+        task: torch.Tensor | None = None,
+        members: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Evaluate the network.
+
+        Args:
+            x: input ``[*batch, in_dim]``; for an ensemble it may also carry a leading member dim
+                ``[M, *batch, in_dim]`` only from the second layer on (handled internally).
+            task_table: ``[num_tasks, task_dim]`` embeddings (required when ``task_dim > 0``).
+            task: integer task ids indexing ``task_table``, of shape ``[*batch]`` or any shape that
+                broadcasts against it (e.g. ``[N, 1]`` for ``[N, S]`` samples that share a task,
+                which avoids gathering one row per sample).
+            members: for an ensemble, indices of the members to evaluate (default: all).
+
+        Returns:
+            ``[*batch, out_dim]`` or ``[M, *batch, out_dim]`` for an ensemble.
+        """
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(f"expected input of size {self.in_dim} in the last dim, got shape {tuple(x.shape)}")
+        h = self._first(x, task_table, task, members)
+        n = len(self.weights)
+        ensemble = self.weights[0].dim() == 3
+        for i in range(n):
+            if i > 0:
+                w, b = self.weights[i], self.biases[i]
+                if members is not None:
+                    w, b = w[members], b[members]
+                if ensemble:
+                    shape = h.shape
+                    h = torch.baddbmm(b.unsqueeze(1), h.reshape(shape[0], -1, shape[-1]), w.transpose(1, 2))
+                    h = h.view(*shape[:-1], -1)
+                else:
+                    h = F.linear(h, w, b)
+            if i == 0 and self.dropout and self.training and torch.is_grad_enabled():
+                h = F.dropout(h, self.dropout, training=True)
+            if i < n - 1 or self.out_act == "simnorm":
+                nw, nb = self.norm_weights[i], self.norm_biases[i]
+                if members is not None:
+                    nw, nb = nw[members], nb[members]
+                if ensemble:
+                    view = (nw.shape[0], *([1] * (h.dim() - 2)), nw.shape[-1])
+                    nw, nb = nw.view(view), nb.view(view)
+                h = _layer_norm(h, nw, nb)
+                h = F.mish(h) if i < n - 1 else simnorm(h, self.simnorm_dim)
+        return h
+
+    def extra_repr(self) -> str:
+        dims = [self.in_dim + self.task_dim] + [w.shape[-2] for w in self.weights]
+        ens = f", members={self.num_members}" if self.num_members else ""
+        return f"dims={dims}, task_dim={self.task_dim}{ens}, out_act={self.out_act}, dropout={self.dropout}"
+

@@ -1,0 +1,428 @@
+"""TD-MPC2 / Newt losses as TorchRL :class:`~torchrl.objectives.LossModule` s.
+
+* :class:`TDMPC2WorldModelLoss`: latent consistency, two-hot reward and two-hot value losses
+  over a sub-trajectory (plus an optional behaviour-cloning term for demonstration pretraining).
+  It owns the target Q parameters (``target_qvalue_network_params``), updated with
+  :class:`torchrl.objectives.SoftUpdate` (``tau=0.01`` in Newt).
+* :class:`TDMPC2ActorLoss`: the policy prior's max-Q objective with a running Q scale, an entropy
+  bonus scaled by the number of valid action dims and a masked behaviour-cloning prior.
+
+Inputs are tensordicts of shape ``[B, T]`` holding ``T`` consecutive transitions of one episode
+(``T + 1`` observations, the last one under ``("next", "observation")``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import dispatch
+from tensordict.utils import NestedKey
+from torch import nn
+from torchrl.objectives import LossModule
+
+from torchrl_newt.modules.world_model import NewtWorldModel
+
+__all__ = ["RunningScale", "TDMPC2ActorLoss", "TDMPC2WorldModelLoss", "assert_finite_losses", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite."""
+
+
+def assert_finite_losses(losses: TensorDictBase, step: int | None = None) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first NaN/inf ``loss_*`` term (and the step).
+
+    Examples:
+        >>> from tensordict import TensorDict
+        >>> assert_finite_losses(TensorDict(loss_value=torch.tensor(1.0)), step=3)
+        >>> try:
+        ...     assert_finite_losses(TensorDict(loss_value=torch.tensor(float("nan"))), step=3)
+        ... except FloatingPointError as err:
+        ...     print(err)
+        loss term 'loss_value' is nan at update step 3
+    """
+    keys = [k for k in losses.keys() if isinstance(k, str) and k.startswith("loss_")]
+    if not keys:
+        return
+    values = torch.stack([losses.get(k).detach().float().sum() for k in keys])
+    finite = torch.isfinite(values)
+    if bool(finite.all()):
+        return
+    bad = int((~finite).nonzero()[0])
+    where = f" at update step {step}" if step is not None else ""
+    raise NonFiniteLossError(f"loss term {keys[bad]!r} is {float(values[bad])}{where}")
+
+
+def _rho_weights(rho: float, steps: int, like: torch.Tensor) -> torch.Tensor:
+    w = rho ** torch.arange(steps, dtype=like.dtype, device=like.device)
+    return w / w.sum()
+
+
+class RunningScale(nn.Module):
+    """Running estimate of the 5-95 percentile range of Q values (clamped at 1), TD-MPC2 style.
+
+    Under ``torch.distributed`` (world size > 1) the measured range is averaged across ranks
+    before the update, so every rank keeps the same scale.
+
+    Args:
+        tau: lerp rate of the running estimate.
+
+    Examples:
+        >>> scale = RunningScale(tau=0.5)
+        >>> scale.update(torch.linspace(0, 100, 101))
+        >>> round(float(scale.value), 2)
+        45.5
+    """
+
+    def __init__(self, tau: float = 0.01) -> None:
+        super().__init__()
+        self.tau = tau
+        self.register_buffer("value", torch.ones(()))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.detach().float().flatten()
+        q = torch.quantile(x, torch.tensor([0.05, 0.95], device=x.device, dtype=x.dtype))
+        span = (q[1] - q[0]).clamp_min(1.0)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(span)
+            span = span / dist.get_world_size()
+        self.value.lerp_(span.to(self.value.dtype), self.tau)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.value
+
+
+class _KeysMixin:
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        pass
+
+
+class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
+    """World-model and value loss of TD-MPC2 / Newt.
+
+    With latents ``z_0 = h(o_0)``, ``z_{t+1} = d(z_t, a_t)`` rolled out over the ``T`` transitions of
+    each sample and weights ``rho_t = rho^t / sum_t rho^t``:
+
+    * ``loss_consistency = consistency_coef * sum_t rho_t * MSE(z_{t+1}, sg(h(o_{t+1})))``
+    * ``loss_reward = reward_coef * sum_t rho_t * CE(R(z_t, a_t), r_t)`` (two-hot, symlog space)
+    * ``loss_value = value_coef * sum_t rho_t * mean_i CE(Q_i(z_t, a_t), y_t)`` with
+      ``y_t = r_t + gamma_task * min_{2 random target heads} Q'(h(o_{t+1}), pi(h(o_{t+1})))``
+    * optionally ``loss_bc = bc_coef * sum_t rho_t * masked_MSE(pi(z_t), a_t)`` (demonstration
+      pretraining; trains the policy prior through this loss).
+
+    Gradients reach the encoder, dynamics, reward head, Q ensemble and a learnable task table,
+    never the policy (unless ``bc_coef > 0``).
+
+    Args:
+        world_model: the :class:`~torchrl_newt.modules.NewtWorldModel`.
+        discount: float or ``[num_tasks]`` tensor of per-task discounts.
+        rho: temporal weight decay.
+        consistency_coef, reward_coef, value_coef, bc_coef: loss coefficients (Newt: 20, 0.1,
+            0.1, and 1.0 for pretraining / 0 online).
+        num_target_heads: target heads whose minimum forms the TD target.
+
+    Examples:
+        >>> from tensordict import TensorDict
+        >>> from torchrl.objectives import SoftUpdate
+        >>> wm = NewtWorldModel(obs_dim=6, action_dim=2, size="S", num_tasks=3)
+        >>> loss_fn = TDMPC2WorldModelLoss(wm, discount=torch.tensor([0.99, 0.95, 0.9]))
+        >>> updater = SoftUpdate(loss_fn, tau=0.01)
+        >>> B, T = 4, 3
+        >>> td = TensorDict({"observation": torch.randn(B, T, 6), "action": torch.rand(B, T, 2) * 2 - 1,
+        ...                  "task": torch.randint(3, (B, 1)).expand(B, T),
+        ...                  "next": {"observation": torch.randn(B, T, 6), "reward": torch.randn(B, T, 1)}},
+        ...                 batch_size=[B, T])
+        >>> losses = loss_fn(td)
+        >>> sorted(losses.keys())
+        ['loss_consistency', 'loss_reward', 'loss_value', 'td_target']
+        >>> sum(v for k, v in losses.items() if k.startswith("loss_")).backward()
+        >>> updater.step()
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Tensordict keys read by the loss (configure with ``set_keys``).
+
+        Attributes:
+            observation: observations ``[B, T, obs_dim]`` (the next ones under ``("next", ...)``).
+            action: actions ``[B, T, action_dim]``.
+            reward: rewards under ``"next"``, ``[B, T, 1]``.
+            task: task ids ``[B, T]`` (or ``[B]``); ignored by single-task models.
+            action_mask: optional ``[B, T, action_dim]`` mask (used by the BC term and pi targets).
+            latent: output key where the rolled-out latents ``z_0..z_{T-1}`` are written
+                (detached), the next ones under ``("next", latent)``; read by the actor loss.
+            priority: output key of per-sample priorities (value loss) for prioritized replay.
+        """
+
+        observation: NestedKey = "observation"
+        action: NestedKey = "action"
+        reward: NestedKey = "reward"
+        task: NestedKey = "task"
+        action_mask: NestedKey = "action_mask"
+        latent: NestedKey = "latent"
+        priority: NestedKey = "td_error"
+
+    tensor_keys: _AcceptedKeys
+    default_keys = _AcceptedKeys
+    out_keys = ["loss_consistency", "loss_reward", "loss_value", "loss_bc"]
+    world_model: NewtWorldModel
+    qvalue_network: nn.Module
+    qvalue_network_params: TensorDictBase
+    target_qvalue_network_params: TensorDictBase
+
+    def __init__(
+        self,
+        world_model: NewtWorldModel,
+        *,
+        discount: float | torch.Tensor = 0.99,
+        rho: float = 0.5,
+        consistency_coef: float = 20.0,
+        reward_coef: float = 0.1,
+        value_coef: float = 0.1,
+        bc_coef: float = 0.0,
+        num_target_heads: int = 2,
+    ) -> None:
+        super().__init__()
+        self.world_model = world_model
+        self.convert_to_functional(world_model.qnet, "qvalue_network", create_target_params=True)
+        discount = torch.as_tensor(discount, dtype=torch.float32)
+        if discount.dim() > 1:
+            raise ValueError(f"discount must be a float or a [num_tasks] tensor, got shape {tuple(discount.shape)}")
+        self.register_buffer("discount", discount.clone())
+        self.rho = rho
+        self.consistency_coef, self.reward_coef, self.value_coef, self.bc_coef = (
+            consistency_coef, reward_coef, value_coef, bc_coef,
+        )
+        self.num_target_heads = num_target_heads
+
+    @property
+    def in_keys(self):
+        k = self.tensor_keys
+        keys = [k.observation, k.action, ("next", k.observation), ("next", k.reward)]
+        if self.world_model.task_dim or self.discount.dim() == 1:
+            keys.append(k.task)
+        return keys
+
+    def _task(self, td: TensorDictBase) -> torch.Tensor | None:
+        if not (self.world_model.task_dim or self.discount.dim() == 1):
+            return None
+        task = td.get(self.tensor_keys.task, None)
+        if task is None:
+            raise KeyError(f"task-conditioned loss: key {self.tensor_keys.task!r} is missing from the batch")
+        if task.dim() == 1:
+            task = task.unsqueeze(-1).expand(td.shape)
+        return task.reshape(td.shape).long()
+
+    def _discount(self, task: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        if self.discount.dim() == 0:
+            return self.discount.to(like.dtype)
+        return self.discount[task].unsqueeze(-1).to(like.dtype)
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if tensordict.ndim != 2:
+            raise ValueError(
+                f"expected a batch of sub-trajectories with shape [B, T], got batch_size {tuple(tensordict.shape)}"
+            )
+        wm = self.world_model
+        k = self.tensor_keys
+        obs = tensordict.get(k.observation)
+        next_obs = tensordict.get(("next", k.observation))
+        action = tensordict.get(k.action)
+        reward = tensordict.get(("next", k.reward))
+        if reward.shape[-1] != 1:
+            reward = reward.unsqueeze(-1)
+        mask = tensordict.get(k.action_mask, None)
+        mask = None if mask is None else mask.to(obs.dtype)
+        task = self._task(tensordict)
+        wtask = task if wm.task_dim else None
+        B, T = tensordict.shape
+        rho = _rho_weights(self.rho, T, obs)
+
+        # targets
+        with torch.no_grad():
+            next_z = wm.encode(next_obs, wtask)
+            next_a = wm.pi(next_z, wtask, mask).action
+            heads = torch.randperm(wm.num_q, device=obs.device)[: self.num_target_heads]
+            with self.target_qvalue_network_params.to_module(wm.qnet):
+                q_next = wm.decode(wm.q(next_z, next_a, wtask, heads=heads)).min(0).values
+            td_target = reward + self._discount(task, obs) * q_next
+
+        # latent rollout
+        z = wm.encode(obs[:, 0], None if wtask is None else wtask[:, 0])
+        zs = [z]
+        for t in range(T):
+            z = wm.next(z, action[:, t], None if wtask is None else wtask[:, t])
+            zs.append(z)
+        zs = torch.stack(zs, 1)  # [B, T+1, L]
+        consistency = (zs[:, 1:] - next_z).pow(2).mean(-1)  # [B, T]
+        _zs = zs[:, :-1]
+        reward_ce = wm.two_hot_loss(wm.reward(_zs, action, wtask), reward).squeeze(-1)  # [B, T]
+        q_logits = wm.q(_zs, action, wtask)  # [M, B, T, bins]
+        value_ce = wm.two_hot_loss(q_logits, td_target.unsqueeze(0).expand(q_logits.shape[0], *td_target.shape))
+        value_ce = value_ce.squeeze(-1).mean(0)  # [B, T]
+
+        out = TensorDict(
+            {
+                "loss_consistency": self.consistency_coef * (consistency * rho).sum(-1).mean(),
+                "loss_reward": self.reward_coef * (reward_ce * rho).sum(-1).mean(),
+                "loss_value": self.value_coef * (value_ce * rho).sum(-1).mean(),
+            },
+            batch_size=[],
+        )
+        if self.bc_coef:
+            pi_mean = wm.pi(_zs, wtask, mask, deterministic=True).mean
+            err = (pi_mean - action).pow(2)
+            if mask is not None:
+                err = (err * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+            else:
+                err = err.mean(-1)
+            out.set("loss_bc", self.bc_coef * (err * rho).sum(-1).mean())
+        with torch.no_grad():
+            tensordict.set(k.latent, _zs.detach())
+            tensordict.set(("next", k.latent), zs[:, 1:].detach())
+            tensordict.set(k.priority, (value_ce * rho).sum(-1, keepdim=True).detach().expand(B, T).clone())
+            out.set("td_target", td_target.mean().detach())
+        return out
+
+
+class TDMPC2ActorLoss(_KeysMixin, LossModule):
+    """Policy-prior loss of TD-MPC2 / Newt.
+
+    On detached latents ``z_0..z_T`` (from :class:`TDMPC2WorldModelLoss`'s output keys when
+    present, else encoded here without gradients) and frozen Q parameters:
+
+    * ``loss_pi = sum_t rho_t * (-entropy_coef * scaled_entropy_t - Q(z_t, pi(z_t)) / S)`` where
+      ``S`` is the running 5-95 percentile range of Q (:class:`RunningScale`, updated in training
+      mode) and Q the mean of two random heads;
+    * ``loss_bc = bc_coef * sum_t rho_t * masked_MSE(pi(z_t), a_t)`` for the transitions with
+      actions (the masked behaviour-cloning prior).
+
+    Gradients reach only the policy prior.
+
+    Args:
+        world_model: the world model.
+        rho: temporal weight decay.
+        entropy_coef: entropy bonus coefficient (Newt: 1e-4).
+        bc_coef: behaviour-cloning coefficient (0 disables it).
+        scale_tau: lerp rate of the running Q scale.
+
+    Examples:
+        >>> from tensordict import TensorDict
+        >>> wm = NewtWorldModel(obs_dim=6, action_dim=2, size="S", num_tasks=3)
+        >>> actor_loss = TDMPC2ActorLoss(wm)
+        >>> td = TensorDict({"observation": torch.randn(4, 3, 6), "action": torch.zeros(4, 3, 2),
+        ...                  "task": torch.zeros(4, 3, dtype=torch.long),
+        ...                  "next": {"observation": torch.randn(4, 3, 6)}}, batch_size=[4, 3])
+        >>> losses = actor_loss(td)
+        >>> sorted(losses.keys())
+        ['entropy', 'loss_bc', 'loss_pi', 'q_scale']
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Tensordict keys read by the loss (configure with ``set_keys``).
+
+        Attributes:
+            observation: observations (used only when no latents are present).
+            action: replay actions (behaviour-cloning target).
+            task: task ids.
+            action_mask: optional action mask ``[B, T, action_dim]``.
+            latent: detached latents written by the world-model loss.
+        """
+
+        observation: NestedKey = "observation"
+        action: NestedKey = "action"
+        task: NestedKey = "task"
+        action_mask: NestedKey = "action_mask"
+        latent: NestedKey = "latent"
+
+    tensor_keys: _AcceptedKeys
+    default_keys = _AcceptedKeys
+    out_keys = ["loss_pi", "loss_bc"]
+    world_model: NewtWorldModel
+    qvalue_network: nn.Module
+    qvalue_network_params: TensorDictBase
+    target_qvalue_network_params: TensorDictBase
+
+    def __init__(
+        self,
+        world_model: NewtWorldModel,
+        *,
+        rho: float = 0.5,
+        entropy_coef: float = 1e-4,
+        bc_coef: float = 1.0,
+        scale_tau: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.world_model = world_model
+        self.convert_to_functional(world_model.qnet, "qvalue_network", create_target_params=False)
+        self.rho, self.entropy_coef, self.bc_coef = rho, entropy_coef, bc_coef
+        self.running_scale = RunningScale(scale_tau)
+
+    @property
+    def in_keys(self):
+        k = self.tensor_keys
+        keys = [k.observation, k.action, ("next", k.observation)]
+        if self.world_model.task_dim:
+            keys.append(k.task)
+        return keys
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if tensordict.ndim != 2:
+            raise ValueError(
+                f"expected a batch of sub-trajectories with shape [B, T], got batch_size {tuple(tensordict.shape)}"
+            )
+        wm = self.world_model
+        k = self.tensor_keys
+        B, T = tensordict.shape
+        task = None
+        if wm.task_dim:
+            task = tensordict.get(k.task)
+            if task.dim() == 1:
+                task = task.unsqueeze(-1).expand(B, T)
+            task = task.reshape(B, T).long()
+            task = torch.cat([task, task[:, -1:]], 1)  # [B, T+1]
+        z = tensordict.get(k.latent, None)
+        with torch.no_grad():
+            if z is None:
+                obs = torch.cat([tensordict.get(k.observation), tensordict.get(("next", k.observation))[:, -1:]], 1)
+                zs = wm.encode(obs, task)
+            else:
+                zs = torch.cat([z, tensordict.get(("next", k.latent))[:, -1:]], 1)
+        zs = zs.detach()
+        mask = tensordict.get(k.action_mask, None)
+        if mask is not None:
+            mask = mask.to(zs.dtype)
+            mask = torch.cat([mask, mask[:, -1:]], 1)
+        table = wm.task_table()
+        table = None if table is None else table.detach()
+        pi = wm.pi(zs, task, mask, task_table=table)
+        with self.qvalue_network_params.detach().to_module(wm.qnet):
+            q = wm.q_value(zs, pi.action, task, reduce="avg", task_table=table)  # [B, T+1, 1]
+        if self.training:
+            self.running_scale.update(q[:, 0])
+        rho = _rho_weights(self.rho, T + 1, zs)
+        objective = (-self.entropy_coef * pi.scaled_entropy - self.running_scale(q)).squeeze(-1)
+        out = TensorDict(
+            {
+                "loss_pi": (objective * rho).sum(-1).mean(),
+                "entropy": pi.entropy.detach().mean(),
+                "q_scale": self.running_scale.value.detach().clone(),
+            },
+            batch_size=[],
+        )
+        if self.bc_coef:
+            action = tensordict.get(k.action)
+            err = (pi.mean[:, :T] - action).pow(2)
+            if mask is not None:
+                err = (err * mask[:, :T]).sum(-1) / mask[:, :T].sum(-1).clamp_min(1)
+            else:
+                err = err.mean(-1)
+            out.set("loss_bc", self.bc_coef * (err * _rho_weights(self.rho, T, zs)).sum(-1).mean())
+        return out
