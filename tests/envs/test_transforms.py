@@ -163,7 +163,7 @@ def test_transforms_compose_with_custom_keys():
         base,
         Compose(
             StepCounter(max_steps=5),
-            RewardSum(out_keys=["ret"]),
+            RewardSum(in_keys=["reward"], out_keys=["ret"]),
             PadObservation(pad_dim=6, in_keys=["state"], out_keys=["state_padded"]),
             PadAction(pad_dim=3, mask_key="mask"),
             TaskId(1, out_key="tid"),

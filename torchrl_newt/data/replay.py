@@ -733,6 +733,23 @@ class MultitaskReplayBuffer(TensorDictReplayBuffer):
     def add(self, data: TensorDictBase) -> torch.Tensor:  # noqa: D102
         raise RuntimeError(f"{type(self).__name__} stores whole [N, T] batches: use extend().")
 
+    def _sample(self, batch_size: int) -> tuple[TensorDictBase, dict]:
+        # Same as TensorDictReplayBuffer._sample, but gathers through a flat index_select per
+        # leaf: on CPU, advanced indexing with (rows, lanes) tensors is ~50x slower.
+        with self._replay_lock, self._write_lock:
+            index, info = self._sampler.sample(self._storage, batch_size)
+            info["index"] = index
+            rows, lanes = index
+            flat = (rows * self._storage._total_shape[1] + lanes).reshape(-1)
+            data = self._storage._storage.apply(
+                lambda x: x.flatten(0, 1).index_select(0, flat).unflatten(0, rows.shape),
+                batch_size=rows.shape,
+            )
+        if self._transform is not None and len(self._transform):
+            with data.unlock_():
+                data = self._transform(data)
+        return data, info
+
     def update_priority(self, index: Any, priority: float | torch.Tensor) -> None:
         """Sets per-slice priorities; ``index`` is a sample's ``"index"`` entry (``[B, slice_len, 2]``).
 

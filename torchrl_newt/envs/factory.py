@@ -166,7 +166,7 @@ def make_env(
         >>> env.task_names
         ['cartpole-swingup', 'walker-walk']
         >>> td = env.rollout(3)
-        >>> td.batch_size, td["task"][:, 0], td["action_mask"].sum(-1)[0]
+        >>> td.batch_size, td["task"][:, 0], td["action_mask"][:, 0].sum(-1)
         (torch.Size([2, 3]), tensor([0, 1]), tensor([1, 6]))
         >>> env.close()
     """

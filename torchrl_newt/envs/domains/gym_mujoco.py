@@ -26,6 +26,7 @@ envs by default, with keyword arguments that restore the v4 observation layout a
   and ``contact_cost_weight=0`` (v4 without contact forces had no contact cost);
 * ``Reacher-v5`` dropped the constant-zero z component of the fingertip-to-target vector: a
   zero is appended so the observation keeps the benchmark's 11 dimensions (same values as v4);
+  its distance reward is measured after the physics step (v4: before it), a one-step shift;
 * ``Walker2d-v5`` gives both feet the same friction (v4's left foot had a lower one), so its
   dynamics differ slightly from v4; ``Hopper``, ``HalfCheetah`` and ``InvertedPendulum`` give
   the same observations and (after our shaping) the same rewards as v4, up to v5's model fixes.

@@ -107,27 +107,90 @@ def _pong(g) -> np.ndarray:
 
 
 def _air_hockey(g) -> np.ndarray:
-    gx, gy = SCREEN / 2, -20.0  # aim at the middle of the AI's goal
-    if g.py < SCREEN / 2 - 10:  # puck in the AI's half: wait in front of our goal
-        tx, ty = clip(g.px, 70.0, SCREEN - 70.0), SCREEN - 40.0
+    if g.py < SCREEN / 2 - 4:  # puck in the AI's half: guard our goal
+        tx, ty = SCREEN / 2 + 0.5 * (g.px - SCREEN / 2), SCREEN - 36.0
     else:
-        dx, dy = gx - g.px, gy - g.py
+        px, py = g.px + g.pvx, g.py + g.pvy
+        gx = SCREEN / 2 + (-34.0 if g.ox > SCREEN / 2 else 34.0)
+        dx, dy = gx - px, -py
         d = math.hypot(dx, dy)
         ux, uy = dx / d, dy / d
-        bx, by = g.px - ux * (g.PUCK_R + g.MALLET_R + 6), g.py - uy * (g.PUCK_R + g.MALLET_R + 6)
-        behind = (g.mx - g.px) * ux + (g.my - g.py) * uy < -(g.PUCK_R + g.MALLET_R) * 0.8
-        lateral = abs((g.mx - g.px) * uy - (g.my - g.py) * ux)
-        if behind and lateral < 8.0:
-            tx, ty = g.px + ux * 30.0, g.py + uy * 30.0  # strike through the puck
-        else:
-            tx, ty = bx + 1.5 * g.pvx, by + 1.5 * g.pvy
-            if not behind:  # go around the puck, not through it
-                side = 1.0 if g.mx > g.px else -1.0
-                tx += side * 18.0
+        reach = g.PUCK_R + g.MALLET_R
+        along = (g.mx - px) * ux + (g.my - py) * uy
+        if along < 0:  # behind the puck: push it towards the goal
+            tx, ty = px - ux * (reach - 6.0), py - uy * (reach - 6.0)
+            lateral = (g.mx - px) * uy - (g.my - py) * ux
+            if abs(lateral) > 5.0:
+                tx, ty = px - ux * (reach + 2.0), py - uy * (reach + 2.0)
+        else:  # get back behind it without touching it
+            side = 1.0 if g.mx > px else -1.0
+            tx, ty = px + side * (reach + 8.0), py + reach + 10.0
     return np.clip(np.array([(tx - g.mx) / g.SPEED, (ty - g.my) / g.SPEED]), -1.0, 1.0)
 
 
+def _bird_attack(g) -> np.ndarray:
+    cx = g.ax + g.AGENT_W / 2
+    alive = [i for i, h in enumerate(g.hp) if h > 0]
+    target = cx
+    if alive:
+        # aim where the lowest reachable bird will be when the bullet arrives
+        def lead(i):
+            bx, by = g.bird_pos(i)
+            t = (g.AGENT_Y - by) / 8.0
+            return bx + g.BIRD_W / 2 + g.fdir * t
+
+        target = min((lead(i) for i in alive), key=lambda x: abs(x - cx))
+    # dodge droppings and the boss bullet about to land on us
+    danger = [(d[0], d[1]) for d in g.drops if g.AGENT_Y - 50 < d[1] < g.AGENT_Y + 4]
+    if g.boss_bullet is not None and g.boss_bullet[1] > g.AGENT_Y - 70:
+        b = g.boss_bullet
+        danger.append((b[0] + b[2] * (g.AGENT_Y - b[1]) / max(b[3], 1e-3), b[1]))
+    for x, _ in danger:
+        if abs(x - target) < g.AGENT_W:
+            target = x + (g.AGENT_W + 8 if x < cx else -(g.AGENT_W + 8))
+            if not 28 <= target <= 196:
+                target = x - (g.AGENT_W + 8) if target > 196 else x + g.AGENT_W + 8
+    fire = 1.0 if alive and abs(target - cx) < 4.0 else -1.0
+    return np.array([clip((target - cx) / 5.0, -1.0, 1.0), fire])
+
+
+def _highway(g) -> np.ndarray:
+    lane = g.lane()
+
+    def danger(ln):  # how soon a car reaches us in lane ln (pixels of clearance)
+        if not 0 <= ln < g.LANES:
+            return -1e9
+        gaps = [c[1] - (g.x + g.CAR_L) for c in g.cars if c[0] and c[2] == ln and c[1] + c[3] > g.x - 4]
+        return min(gaps) if gaps else 1e9
+
+    best = max((lane, lane - 1, lane + 1), key=lambda ln: (min(danger(ln), 400.0), ln == lane))
+    if danger(lane) > 80.0:
+        best = lane
+    ty = g.lane_center(best) - g.CAR_H / 2
+    tx = 30.0
+    return np.clip(np.array([0.3 * (tx - g.x) - 1.0 * g.vx, 0.35 * (ty - g.y) - 1.2 * g.vy]), -1.0, 1.0)
+
+
+def _landing(g) -> np.ndarray:
+    half = g.DECK_W / 2
+    # predict the ship a little ahead (it turns at the edges) and hover above it, then descend
+    lead = clip(g.sx + 6.0 * g.sv, half, SCREEN - half)
+    tx = lead - g.HW / 2
+    ex = tx - g.x
+    above = g.DECK_Y - (g.y + g.HH)
+    if g.contact:
+        return np.array([clip(0.5 * (g.sx - g.HW / 2 - g.x), -1.0, 1.0), 0.0])
+    target_vy = 2.0 if abs(ex) < 10.0 else (0.0 if above > 40.0 else -1.0)
+    target_vy = min(target_vy, 0.4 + 0.05 * above)
+    ax = 0.15 * ex + 0.5 * (g.sv - g.vx)
+    ay = (target_vy - g.vy) * 0.8 - 0.2 / 0.6
+    return np.clip(np.array([ax, ay]), -1.0, 1.0)
+
+
 POLICIES: dict[str, Policy] = {
+    "pygame-highway": _highway,
+    "pygame-landing": _landing,
+    "pygame-bird-attack": _bird_attack,
     "pygame-pong": _pong,
     "pygame-air-hockey": _air_hockey,
     "pygame-spaceship": _spaceship,

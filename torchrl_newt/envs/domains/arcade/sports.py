@@ -108,11 +108,12 @@ class PongGame(ArcadeGame):
 class AirHockeyGame(ArcadeGame):
     """Air Hockey: the agent's mallet (bottom half) plays a puck against an AI mallet (top half).
 
-    The puck glides with little friction (x0.996 per frame, at most 12 px/frame), bounces off the
-    side and end walls and enters a goal through the 80 px mouth in the middle of each end.
+    The puck glides with some friction (x0.985 per frame, at most 12 px/frame), bounces off the
+    side and end walls and enters a goal through the 110 px mouth in the middle of each end.
     Mallets are velocity-controlled discs that cannot leave their half; mallet-puck contacts
-    are elastic (restitution 0.9) with the mallet's velocity transferred. The AI guards its goal
-    at up to 3.5 px/frame and strikes the puck when it is in its half.
+    bounce the puck (restitution 0.9) and also pass on part of the mallet's motion, so the
+    striking direction steers the shot. The AI guards its goal
+    at up to 3 px/frame and strikes the puck when it idles (below 3 px/frame) in its half.
 
     State vector (12): puck, agent mallet and AI mallet, each ``(x / 224, y / 224, vx / 12,
     vy / 12)``.
@@ -129,9 +130,10 @@ class AirHockeyGame(ArcadeGame):
     obs_dim = 12
     action_dim = 2
     PUCK_R, MALLET_R = 8.0, 12.0
-    GOAL_W = 80.0
-    SPEED, AI_SPEED = 6.0, 3.5
+    GOAL_W = 110.0
+    SPEED, AI_SPEED = 6.0, 3.0
     VMAX = 12.0
+    FRICTION = 0.985
 
     def _reset(self) -> None:
         self.mx, self.my, self.mvx, self.mvy = SCREEN / 2, SCREEN - 30.0, 0.0, 0.0
@@ -157,8 +159,10 @@ class AirHockeyGame(ArcadeGame):
         self.px, self.py = x + nx * rr, y + ny * rr
         rel = (self.pvx - vx) * nx + (self.pvy - vy) * ny
         if rel < 0:
-            self.pvx -= 1.9 * rel * nx
-            self.pvy -= 1.9 * rel * ny
+            # elastic bounce off the (heavy) mallet, plus a share of the mallet's own motion so
+            # that the striking direction steers the shot
+            self.pvx += -1.9 * rel * nx * 0.6 + 1.6 * vx * 0.4
+            self.pvy += -1.9 * rel * ny * 0.6 + 1.6 * vy * 0.4
 
     def _move_mallet(self, x: float, y: float, vx: float, vy: float, top: bool) -> tuple[float, float]:
         r = self.MALLET_R
@@ -166,13 +170,13 @@ class AirHockeyGame(ArcadeGame):
         return clip(x + vx, r, SCREEN - r), clip(y + vy, ylo, yhi)
 
     def _ai(self) -> tuple[float, float]:
-        if self.py < SCREEN / 2 and self.pvy < 2.0:
+        if self.py < SCREEN / 2 and math.hypot(self.pvx, self.pvy) < 3.0:
             tx, ty = self.px, self.py - 6.0  # strike: come from behind the puck
             if self.oy > self.py:
                 tx = self.px + (20.0 if self.ox > self.px else -20.0)
                 ty = self.py - 20.0
-        else:  # guard: between the puck and the goal
-            tx, ty = clip(self.px, SCREEN / 2 - self.GOAL_W / 2, SCREEN / 2 + self.GOAL_W / 2), 26.0
+        else:  # guard: shade towards the puck's side of the goal mouth
+            tx, ty = SCREEN / 2 + clip(0.6 * (self.px - SCREEN / 2), -self.GOAL_W / 2, self.GOAL_W / 2), 26.0
         dx, dy = tx - self.ox, ty - self.oy
         d = math.hypot(dx, dy)
         s = min(self.AI_SPEED, d) / max(d, 1e-6)
@@ -188,8 +192,8 @@ class AirHockeyGame(ArcadeGame):
         self.py += self.pvy
         self._collide(self.mx, self.my, self.mvx, self.mvy)
         self._collide(self.ox, self.oy, self.ovx, self.ovy)
-        self.pvx *= 0.996
-        self.pvy *= 0.996
+        self.pvx *= self.FRICTION
+        self.pvy *= self.FRICTION
         sp = math.hypot(self.pvx, self.pvy)
         if sp > self.VMAX:
             self.pvx, self.pvy = self.pvx * self.VMAX / sp, self.pvy * self.VMAX / sp

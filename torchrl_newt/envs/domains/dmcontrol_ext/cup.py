@@ -38,11 +38,13 @@ def orbit_rate(physics: stock.Physics) -> tuple[float, float]:
 class CupSpin(stock.BallInCup):
     """Spin (swing) the ball around the cup on its string.
 
-    Reward per control step: ``outside * (tol(dist; 0.2, margin 0.1) + 2 * tol(|rate|; 10,
-    margin 10)) / 3`` with ``outside`` 0 while the ball is in the cup (1 otherwise), ``dist`` the
-    ball's distance to the cup's centre (gaussian tolerance) and ``rate`` its angular rate around
-    the cup (linear tolerance, 0 at rest): 1 while the ball whirls around the cup on a taut-ish
-    string at 10 rad/s or faster. In ``[0, 1]``.
+    Reward per control step: ``outside * fast * (1 + far) / 2`` with ``outside`` 0 while the
+    ball is in the cup (1 otherwise), ``fast = tolerance(|rate|, bounds=(10, inf), margin=10)``
+    (linear, 0 at rest), ``rate`` the ball's angular rate around the cup's centre (rad/s), and
+    ``far = tolerance(dist, bounds=(0.2, inf), margin=0.1)`` (gaussian), ``dist`` the ball's
+    distance to the cup's centre. A ball hanging still pays 0; the maximum 1 needs the ball to
+    whirl around the cup at 10 rad/s or faster at least 0.2 m away (the string is 0.3 m long).
+    In ``[0, 1]``.
     """
 
     def get_reward(self, physics: stock.Physics) -> float:
@@ -51,7 +53,7 @@ class CupSpin(stock.BallInCup):
         dist, rate = orbit_rate(physics)
         far = tolerance_up(dist, ORBIT_RADIUS, ORBIT_RADIUS / 2)
         fast = tolerance_up(abs(rate), ORBIT_SPEED, ORBIT_SPEED, linear=True, at_margin=0.0)
-        return (far + 2.0 * fast) / 3.0
+        return fast * (1.0 + far) / 2.0
 
 
 @register_task_fn("ball_in_cup", "spin")

@@ -1,0 +1,106 @@
+"""Unit tests of the world model's building blocks and components."""
+
+import pytest
+import torch
+from torchrl.objectives import symexp, symlog
+
+from torchrl_newt.modules import MODEL_SIZES, NewtWorldModel, SimNorm, TaskMLP, simnorm
+
+
+def test_simnorm_groups_are_simplices():
+    x = torch.randn(5, 384) * 10
+    z = simnorm(x, 8).view(5, 48, 8)
+    assert torch.allclose(z.sum(-1), torch.ones(5, 48), atol=1e-6)
+    assert (z >= 0).all()
+    # invariant to a constant shift inside each group, unlike a plain softmax over everything
+    shift = torch.randn(5, 48, 1).expand(5, 48, 8).reshape(5, 384)
+    assert torch.allclose(simnorm(x + shift, 8), simnorm(x, 8), atol=1e-6)
+    with pytest.raises(ValueError, match="does not divide"):
+        SimNorm(7)(torch.randn(2, 16))
+
+
+def test_two_hot_round_trip():
+    wm = NewtWorldModel(obs_dim=4, action_dim=2, size="S")
+    values = torch.tensor([-250.0, -3.7, -0.2, 0.0, 0.4, 12.0, 900.0])
+    # encode a value two-hot in symlog space, then decode the logits of that distribution
+    bins = wm.bins
+    x = symlog(values).clamp(bins[0], bins[-1])
+    idx = ((x - bins[0]) / (bins[1] - bins[0])).floor().long().clamp(0, len(bins) - 2)
+    upper = (x - bins[idx]) / (bins[1] - bins[0])
+    probs = torch.zeros(len(values), len(bins))
+    probs[torch.arange(len(values)), idx] = 1 - upper
+    probs[torch.arange(len(values)), idx + 1] += upper
+    decoded = wm.decode(probs.clamp_min(1e-12).log()).squeeze(-1)
+    assert torch.allclose(decoded, values, rtol=1e-3, atol=1e-3)
+    # the two-hot cross-entropy is minimised by exactly that distribution
+    ce_true = wm.two_hot_loss(probs.clamp_min(1e-12).log(), values.unsqueeze(-1))
+    ce_other = wm.two_hot_loss(torch.zeros_like(probs), values.unsqueeze(-1))
+    assert (ce_true < ce_other).all()
+    assert torch.allclose(symexp(symlog(values)), values, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size,expected", [("S", 2_143_284), ("B", 7_261_566)])
+def test_parameter_counts_match_newt(size, expected):
+    wm = NewtWorldModel(obs_dim=128, action_dim=16, size=size, task_embeddings=torch.randn(4, 512))
+    learnable = sum(p.numel() for p in wm.parameters() if p.requires_grad)
+    assert learnable == expected
+    assert wm.qnet.num_members == MODEL_SIZES[size][4]
+
+
+def test_task_projection_equals_concatenation():
+    """The factorised first layer computes exactly Linear(cat(x, e_task))."""
+    mlp = TaskMLP(6, [16], 3, task_dim=5)
+    table = torch.randn(4, 5)
+    x, task = torch.randn(7, 6), torch.randint(4, (7,))
+    ref = torch.nn.functional.linear(torch.cat([x, table[task]], -1), mlp.weights[0], mlp.biases[0])
+    ref = torch.nn.functional.mish(torch.nn.functional.layer_norm(ref, (16,), mlp.norm_weights[0], mlp.norm_biases[0]))
+    ref = torch.nn.functional.linear(ref, mlp.weights[1], mlp.biases[1])
+    assert torch.allclose(mlp(x, task_table=table, task=task), ref, atol=1e-6)
+
+
+def test_ensemble_members_equal_separate_mlps():
+    ens = TaskMLP(6, [16, 16], 3, task_dim=5, num_members=3)
+    torch.nn.init.normal_(ens.weights[-1])
+    table, x, task = torch.randn(4, 5), torch.randn(2, 7, 6), torch.randint(4, (2, 7))
+    out = ens(x, task_table=table, task=task)
+    for m in range(3):
+        single = TaskMLP(6, [16, 16], 3, task_dim=5)
+        with torch.no_grad():
+            for name in ("weights", "biases", "norm_weights", "norm_biases"):
+                for p_s, p_e in zip(getattr(single, name), getattr(ens, name)):
+                    p_s.copy_(p_e[m])
+        assert torch.allclose(out[m], single(x, task_table=table, task=task), atol=1e-5)
+    sub = ens(x, task_table=table, task=task, members=torch.tensor([2, 0]))
+    assert torch.allclose(sub, out[[2, 0]], atol=1e-6)
+
+
+def test_policy_masked_dims_are_exactly_zero():
+    wm = NewtWorldModel(obs_dim=8, action_dim=16, size="S", num_tasks=2)
+    torch.nn.init.normal_(wm.policy.weights[-1])
+    mask = torch.zeros(10, 16, dtype=torch.bool)
+    mask[:, :3] = True
+    out = wm.pi(wm.encode(torch.randn(10, 8), torch.zeros(10, dtype=torch.long)), torch.zeros(10, dtype=torch.long), mask)
+    assert (out.action[:, 3:] == 0).all() and (out.mean[:, 3:] == 0).all()
+    assert (out.action[:, :3] != 0).all()
+    assert out.action.abs().max() <= 1
+    # entropy scaling counts the valid dims only
+    assert torch.allclose(out.scaled_entropy, out.entropy * 3)
+
+
+def test_zero_initialised_heads_and_learnable_table_norm():
+    wm = NewtWorldModel(obs_dim=8, action_dim=2, size="S", num_tasks=3)
+    z = wm.encode(torch.randn(4, 8), torch.arange(4) % 3)
+    a = torch.zeros(4, 2)
+    assert torch.allclose(wm.decode(wm.reward(z, a, torch.arange(4) % 3)), torch.zeros(4, 1), atol=1e-5)
+    assert torch.allclose(wm.q_value(z, a, torch.arange(4) % 3), torch.zeros(4, 1), atol=1e-5)
+    assert (wm.task_table().norm(dim=-1) <= 1 + 1e-6).all()
+
+
+def test_bad_inputs_raise_clear_errors():
+    wm = NewtWorldModel(obs_dim=8, action_dim=2, size="S", num_tasks=3)
+    with pytest.raises(ValueError, match="expected observations with 8 features"):
+        wm.encode(torch.randn(4, 9), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="task id tensor is required"):
+        wm.encode(torch.randn(4, 8))
+    with pytest.raises(ValueError, match="unknown model size"):
+        NewtWorldModel(size="M")
