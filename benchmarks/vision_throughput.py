@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import re
 import time
@@ -31,8 +32,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def dinov2_base_random(seed: int = 0):
     """DINOv2-base architecture (as ``facebook/dinov2-base``'s config) with random weights."""
     return build_tiny_dinov2(
-        768, num_layers=12, num_attention_heads=12, mlp_ratio=4, image_size=518, patch_size=14,
-        layerscale_value=1.0, seed=seed,
+        768,
+        num_layers=12,
+        num_attention_heads=12,
+        mlp_ratio=4,
+        image_size=518,
+        patch_size=14,
+        layerscale_value=1.0,
+        seed=seed,
     )
 
 
@@ -57,7 +64,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(transform: DINOv2Features, batch: int, device: torch.device, *, warmup: int, min_time: float, min_iters: int):
+def measure(
+    transform: DINOv2Features, batch: int, device: torch.device, *, warmup: int, min_time: float, min_iters: int
+):
     frames = torch.randint(0, 256, (batch, 224, 224, 3), dtype=torch.uint8, device=device)
     for _ in range(warmup):
         transform.features(frames)
@@ -72,6 +81,10 @@ def measure(transform: DINOv2Features, batch: int, device: torch.device, *, warm
     times.sort()
     median = times[len(times) // 2]
     return {"batch": batch, "iters": len(times), "ms_per_batch": median * 1e3, "fps": batch / median}
+
+
+def _fmt_load(load) -> str:
+    return f"{load[0]:.2f}" if load else "n/a"
 
 
 def main(argv=None) -> int:
@@ -95,12 +108,14 @@ def main(argv=None) -> int:
     slug, desc = device_label(device)
     logger.info("DINOv2-base (random weights, %.1fM params) on %s [%s], %s", params / 1e6, device, desc, args.dtype)
 
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     rows = [
         measure(transform, b, device, warmup=args.warmup, min_time=args.min_time, min_iters=args.min_iters)
         for b in args.batch_sizes
     ]
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
     header = "| batch | frames/s | ms / batch | iterations |\n|---:|---:|---:|---:|"
-    lines = [f"| {r['batch']} | {r['fps']:.1f} | {r['ms_per_batch']:.1f} | {r['iters']} |" for r in rows]
+    lines = [f"| {r['batch']} | {r['fps']:.2f} | {r['ms_per_batch']:.1f} | {r['iters']} |" for r in rows]
     table = "\n".join([header, *lines])
     logger.info("\n%s", table)
 
@@ -113,8 +128,10 @@ def main(argv=None) -> int:
         f"{args.dtype}, 224x224 uint8 frames -> normalise -> CLS (768-d), `DINOv2Features.features`\n"
         f"- torch {torch.__version__}; median over >= {args.min_iters} timed iterations "
         f"and >= {args.min_time:g} s per batch size after {args.warmup} warm-up call(s)\n"
-        f"- command: `python benchmarks/vision_throughput.py --device {args.device} --dtype {args.dtype} "
-        f"--batch-sizes {' '.join(map(str, args.batch_sizes))}`\n\n"
+        f"- command: `PYTHONPATH=. python benchmarks/vision_throughput.py --device {args.device} --dtype {args.dtype} "
+        f"--batch-sizes {' '.join(map(str, args.batch_sizes))}`\n"
+        f"- host load average (1 min) before/after: {_fmt_load(load_before)} / {_fmt_load(load_after)} "
+        f"on {os.cpu_count()} logical CPUs (a shared machine is slower than an idle one)\n\n"
         f"{table}\n"
     )
     logger.info("wrote %s", out)

@@ -21,7 +21,7 @@ import argparse
 import importlib
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from torchrl_newt.envs.registry import list_tasks
 from torchrl_newt.modules.language import (
@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Precompute frozen CLIP text embeddings of tasks into a table file.",
     )
     p.add_argument("--tasks", required=True, help="mmbench | held-out | all | domain:NAME | comma,separated,names")
-    p.add_argument("--model", default=DEFAULT_CLIP_MODEL, help="local directory or Hugging Face id (default: %(default)s)")
+    p.add_argument(
+        "--model", default=DEFAULT_CLIP_MODEL, help="local directory or Hugging Face id (default: %(default)s)"
+    )
     p.add_argument("--out", required=True, help="output table file (.pt)")
     p.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -83,7 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     p.add_argument("--allow-download", action="store_true", help="permit downloading the weights from the Hub")
     p.add_argument(
-        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
         help="import a module first (e.g. one that calls register_task); repeatable",
     )
     p.add_argument("--log-level", default="INFO")
@@ -100,9 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = task_texts(names)
     logger.info("embedding %d tasks with %s", len(names), args.model)
     try:
-        embedder = CLIPTextEmbedder.from_pretrained(
-            args.model, device=args.device, revision=args.revision, allow_download=args.allow_download
-        ) if args.no_cache else None
+        embedder = (
+            CLIPTextEmbedder.from_pretrained(
+                args.model, device=args.device, revision=args.revision, allow_download=args.allow_download
+            )
+            if args.no_cache
+            else None
+        )
         table = task_embeddings(
             names,
             embedder if embedder is not None else args.model,
@@ -117,9 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelUnavailable as err:
         logger.error("%s", err)
         return 2
-    model_id, fingerprint = model_fingerprint(
-        embedder if embedder is not None else args.model, revision=args.revision
-    )
+    model_id, fingerprint = model_fingerprint(embedder if embedder is not None else args.model, revision=args.revision)
     save_task_table(args.out, names, table, texts=texts, model=model_id, fingerprint=fingerprint)
     logger.info("wrote %s: %d tasks x %d dims", args.out, table.shape[0], table.shape[1])
     return 0

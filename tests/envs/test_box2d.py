@@ -10,7 +10,7 @@ pytest.importorskip("Box2D")
 pytest.importorskip("pygame")
 
 from torchrl_newt.envs import build_raw_task, get_task, list_tasks  # noqa: E402
-from torchrl_newt.envs.factory import make_env, make_lane_env  # noqa: E402
+from torchrl_newt.envs import make_env, make_lane_env  # noqa: E402
 from torchrl_newt.envs.domains.box2d_tasks import (  # noqa: E402
     TERRAINS,
     LunarLanderHover,

@@ -9,7 +9,7 @@ pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco")
 
 from torchrl_newt.envs import build_raw_task, get_task, list_tasks  # noqa: E402
-from torchrl_newt.envs.factory import make_env, make_lane_env  # noqa: E402
+from torchrl_newt.envs import make_env, make_lane_env  # noqa: E402
 from torchrl_newt.envs.domains._gym import ClipReward, GymRawTask, resize_frame  # noqa: E402
 from torchrl_newt.envs.domains.gym_mujoco import HealthyOrPenalty, ZeroAfterTermination  # noqa: E402
 

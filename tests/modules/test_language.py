@@ -123,7 +123,10 @@ def test_embedding_follows_the_reference_recipe(tiny):
 
 
 def test_batched_with_padding_equals_one_text_per_call(tiny):
-    texts = task_texts(TASKS) + ["Short.", "A much longer raw instruction, with many more tokens in it than the others."]
+    texts = task_texts(TASKS) + [
+        "Short.",
+        "A much longer raw instruction, with many more tokens in it than the others.",
+    ]
     enc = tiny.tokenizer(texts, padding=True, return_tensors="pt")
     assert (enc["attention_mask"] == 0).any(), "the batch must contain padding for this test to mean anything"
     batched = tiny(texts, batch_size=64)
@@ -160,7 +163,10 @@ def test_new_task_from_register_task(tiny_dir, tiny, tmp_path):
     spec = register_task(
         "my-task", base="walker-walk", instruction="Walk backward while keeping the torso upright", overwrite=True
     )
-    assert spec.text == "2D walker with 6 controllable joints across 2 legs. Walk backward while keeping the torso upright."
+    assert (
+        spec.text
+        == "2D walker with 6 controllable joints across 2 legs. Walk backward while keeping the torso upright."
+    )
     emb = task_embeddings(["my-task"], tiny_dir, cache_dir=tmp_path)
     torch.testing.assert_close(emb, tiny([spec.text]), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(emb, task_embeddings(["walker-walk"], tiny_dir, cache_dir=tmp_path))
@@ -400,3 +406,21 @@ def test_real_clip_matches_reference_embeddings(shared_dir, tmp_path):
     cos = torch.nn.functional.cosine_similarity(ours, expected, dim=-1)
     worst = int(cos.argmin())
     assert cos.min() > 0.999, f"{names[worst]}: cosine {cos[worst]:.6f}"
+
+
+def test_incomplete_local_checkout_is_unavailable(tiny_dir, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(tiny_dir / "config.json", partial / "config.json")  # no weights, no tokenizer
+    with pytest.raises(LanguageModelUnavailable, match="could not be loaded"):
+        task_embeddings(TASKS, partial, cache_dir=tmp_path)
+    assert task_embeddings_or_none(TASKS, partial, cache_dir=tmp_path) is None
+
+
+def test_checkout_without_tokenizer_files_is_unavailable(tiny_dir, tmp_path):
+    partial = tmp_path / "no-tokenizer"
+    partial.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_dir / name, partial / name)
+    with pytest.raises(LanguageModelUnavailable, match="no tokenizer files"):
+        task_embeddings(TASKS, partial, cache_dir=tmp_path)

@@ -206,7 +206,9 @@ def test_moves_with_the_transform(backbone):
         t = DINOv2Features(build_tiny_dinov2(HIDDEN)).to("cuda")
         out = t.features(frames)
         assert out.device.type == "cpu"
-        torch.testing.assert_close(out, DINOv2Features(build_tiny_dinov2(HIDDEN)).features(frames), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            out, DINOv2Features(build_tiny_dinov2(HIDDEN)).features(frames), atol=1e-4, rtol=1e-4
+        )
 
 
 def test_load_dinov2_offline_rules(tmp_path, monkeypatch):
@@ -246,3 +248,16 @@ def test_on_make_env_from_pixels(backbone):
         assert "pixels" not in td.keys(True, True) and "pixels" not in td["next"].keys()
     finally:
         env.close()
+
+
+def test_env_without_frames_is_a_clear_error(backbone):
+    class NoFrames(FramesEnv):
+        def __init__(self):
+            super().__init__()
+            del self.observation_spec["pixels"]
+
+        def _obs(self):
+            return TensorDict(observation=self.state.clone(), batch_size=self.batch_size)
+
+    with pytest.raises(KeyError, match="from_pixels=True"):
+        TransformedEnv(NoFrames(), DINOv2Features(backbone)).observation_spec

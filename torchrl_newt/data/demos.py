@@ -29,14 +29,15 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
 
-__all__ = ["save_demos", "load_demos", "demos_to_transitions", "add_demos", "DEMO_FORMAT", "DEMO_VERSION"]
+__all__ = ["DEMO_FORMAT", "DEMO_VERSION", "add_demos", "demos_to_transitions", "load_demos", "save_demos"]
 
 logger = logging.getLogger(__name__)
 

@@ -44,21 +44,21 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
 from torchrl.data import LazyTensorStorage, ReplayBuffer, TensorDictReplayBuffer
 from torchrl.data.replay_buffers.samplers import Sampler
 from torchrl.data.replay_buffers.storages import Storage
 
 __all__ = [
-    "SumTree",
-    "MultitaskSliceSampler",
-    "MultitaskReplayBuffer",
-    "MixedReplayBuffer",
     "SAMPLING_MODES",
+    "MixedReplayBuffer",
+    "MultitaskReplayBuffer",
+    "MultitaskSliceSampler",
+    "SumTree",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,11 +140,15 @@ class SumTree:
             leaves[index] = value.expand_as(index) if value.ndim == 0 else value.reshape(-1)
             self.build(leaves)
             return
+        # index_select / index_copy_ rather than advanced indexing: much cheaper on CPU
+        tree = self.tree
         pos = index + self.cap
-        self.tree[pos] = value.reshape(-1) if value.ndim else value
+        tree.index_copy_(0, pos, value.expand(pos.shape) if value.ndim == 0 else value.reshape(-1))
         for _ in range(self.depth):
             pos = pos // 2
-            self.tree[pos] = self._combine(self.tree[2 * pos], self.tree[2 * pos + 1])
+            left = tree.index_select(0, 2 * pos)
+            right = tree.index_select(0, 2 * pos + 1)
+            tree.index_copy_(0, pos, self._combine(left, right))
 
     def build(self, leaves: torch.Tensor) -> None:
         """Replaces all leaves at once (``O(size)``, vectorised)."""
@@ -153,11 +157,13 @@ class SumTree:
         tree = self.tree
         tree[self.cap : self.cap + self.size] = leaves.reshape(-1).to(tree)
         tree[self.cap + self.size :] = self._neutral
-        lo = self.cap
+        lo = self.cap  # level [lo, 2 lo) -> parents [lo / 2, lo); strided ops beat a size-2 reduction
         while lo > 1:
-            children = tree[lo : 2 * lo].view(-1, 2)
-            reduced = children.sum(-1) if self.op == "sum" else children.amin(-1)
-            tree[lo // 2 : lo] = reduced
+            left, right = tree[lo : 2 * lo : 2], tree[lo + 1 : 2 * lo : 2]
+            if self.op == "sum":
+                torch.add(left, right, out=tree[lo // 2 : lo])
+            else:
+                torch.minimum(left, right, out=tree[lo // 2 : lo])
             lo //= 2
 
     def total(self) -> torch.Tensor:
@@ -177,8 +183,8 @@ class SumTree:
         pos = torch.ones(mass.shape, dtype=torch.long, device=tree.device)
         for _ in range(self.depth):
             left = pos * 2
-            left_mass = tree[left]
-            go_right = (mass >= left_mass) & (tree[left + 1] > 0)
+            left_mass = tree.index_select(0, left)
+            go_right = (mass >= left_mass) & (tree.index_select(0, left + 1) > 0)
             mass = torch.where(go_right, mass - left_mass, mass)
             pos = left + go_right.long()
         return pos - self.cap
@@ -366,7 +372,7 @@ class MultitaskSliceSampler(Sampler):
             self._recompute(storage, starts, fresh=True)
         if self.mode == "balanced" and self._balanced_dirty:
             counts = self._task_counts.clamp_min(1).to(torch.float64)
-            leaves = self._valid.to(torch.float64) / counts[self._start_task]
+            leaves = self._valid.to(torch.float64) / counts.index_select(0, self._start_task)
             self._sum_tree.build(leaves)
             self._balanced_dirty = False
 
@@ -398,8 +404,8 @@ class MultitaskSliceSampler(Sampler):
             rows = start_rows[lo : lo + chunk]
             window = (rows[:, None] + offsets) % n_rows  # [M, S]
             in_order = ((rows - oldest) % n_rows) + (S - 1) <= len_rows - 1  # [M]
-            traj = traj_all[window]  # [M, S, L]
-            step = step_all[window]
+            traj = traj_all.index_select(0, window.reshape(-1)).view(*window.shape, n_lanes)  # [M, S, L]
+            step = step_all.index_select(0, window.reshape(-1)).view(*window.shape, n_lanes)
             valid = (
                 in_order[:, None]
                 & (traj[:, 0] >= 0)
@@ -414,7 +420,7 @@ class MultitaskSliceSampler(Sampler):
             if self.mode == "uniform":
                 self._sum_tree.update(flat, valid.to(torch.float64))
             elif self.mode == "balanced":
-                task = task_all[rows].reshape(-1).long()
+                task = task_all.index_select(0, rows).reshape(-1).long()
                 self._count_tasks(self._start_task[flat][old_valid], -1)
                 self._count_tasks(task[valid], 1)
                 self._start_task[flat] = torch.where(valid, task, 0)  # unwritten cells hold garbage
@@ -730,7 +736,7 @@ class MultitaskReplayBuffer(TensorDictReplayBuffer):
             data = self._transform.inv(data)
         return ReplayBuffer._extend(self, data)
 
-    def add(self, data: TensorDictBase) -> torch.Tensor:  # noqa: D102
+    def add(self, data: TensorDictBase) -> torch.Tensor:
         raise RuntimeError(f"{type(self).__name__} stores whole [N, T] batches: use extend().")
 
     def _sample(self, batch_size: int) -> tuple[TensorDictBase, dict]:
@@ -773,10 +779,6 @@ class MultitaskReplayBuffer(TensorDictReplayBuffer):
         if priority.ndim > 1:
             priority = priority.reshape(priority.shape[0], -1).amax(-1)
         self.update_priority(data.get("index"), priority)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Storage, writer and sampler state (a checkpointable dict of tensors and numbers)."""
-        return super().state_dict()
 
 
 class MixedReplayBuffer:
@@ -843,7 +845,7 @@ class MixedReplayBuffer:
         """How many rows of a batch of ``batch_size`` come from demos."""
         if self.demos is None or len(self.demos) == 0:
             return 0
-        return int(round(batch_size * self.demo_fraction))
+        return round(batch_size * self.demo_fraction)
 
     def sample(self, batch_size: int | None = None) -> TensorDictBase:
         """Returns ``[batch_size, slice_len]``: demo rows first, then online rows."""

@@ -1,5 +1,35 @@
-"""TensorDict modules of Newt: the world model and the MPPI planner actor."""
+"""TensorDict modules of Newt: the world model, the MPPI planner actor, language and vision features.
+
+The language (CLIP) and vision (DINOv2) helpers import ``transformers`` lazily, only when used.
+"""
 
 from torchrl_newt.modules.layers import SimNorm, TaskMLP, simnorm
-from torchrl_newt.modules.world_model import MODEL_SIZES, NewtWorldModel, PolicyOutput
 from torchrl_newt.modules.planner import TDMPC2Planner
+from torchrl_newt.modules.world_model import MODEL_SIZES, NewtWorldModel, PolicyOutput
+from torchrl_newt.modules.language import (
+    CLIP_TEXT_DIM,
+    DEFAULT_CLIP_MODEL,
+    CLIPTextEmbedder,
+    LanguageModelUnavailable,
+    MissingTaskEmbeddingError,
+    ModelUnavailable,
+    build_tiny_clip_text,
+    default_cache_dir,
+    load_task_table,
+    mean_pool,
+    model_fingerprint,
+    save_task_table,
+    task_embeddings,
+    task_embeddings_or_none,
+    task_texts,
+)
+from torchrl_newt.modules.vision import (
+    DEFAULT_DINOV2_MODEL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DINOv2Features,
+    VisionModelUnavailable,
+    build_tiny_dinov2,
+    load_dinov2,
+    normalize_frames,
+)

@@ -28,9 +28,10 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -110,7 +111,7 @@ def _hf_cache_location(hf_cache_dir: str | os.PathLike | None) -> str:
         from huggingface_hub import constants
 
         return str(constants.HF_HUB_CACHE)
-    except Exception:  # pragma: no cover - huggingface_hub ships with transformers
+    except Exception:  # noqa: BLE001  # pragma: no cover - huggingface_hub ships with transformers
         return "~/.cache/huggingface/hub"
 
 
@@ -145,7 +146,7 @@ def _resolve_pretrained(
         from huggingface_hub import try_to_load_from_cache
 
         found = try_to_load_from_cache(model, "config.json", cache_dir=hf_cache_dir, revision=revision)
-    except Exception as err:  # invalid repo id, unreadable cache...
+    except Exception as err:  # noqa: BLE001 - invalid repo id, unreadable cache...
         logger.debug("Hugging Face cache lookup for %r failed: %s", model, err)
         found = None
     if isinstance(found, str) and os.path.isfile(found):
@@ -180,7 +181,8 @@ def _fingerprint_dir(directory: Path, extra: str = "") -> str:
     their Hugging Face blob id (a content hash, for cache snapshots) or by size and mtime.
     """
     h = hashlib.sha256(extra.encode())
-    for file in sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    files = (p for p in directory.rglob("*") if p.is_file())
+    for file in sorted(f for f in files if not any(part.startswith(".") for part in f.relative_to(directory).parts)):
         rel = file.relative_to(directory).as_posix()
         real = Path(os.path.realpath(file))
         stat = real.stat()
@@ -217,7 +219,7 @@ def default_cache_dir() -> Path:
     """Where embeddings are cached: ``$TORCHRL_NEWT_CACHE`` or ``~/.cache/torchrl_newt``.
 
     Examples:
-        >>> default_cache_dir().name in ("torchrl_newt",) or "TORCHRL_NEWT_CACHE" in os.environ
+        >>> isinstance(default_cache_dir(), Path)
         True
     """
     env = os.environ.get(CACHE_ENV)
@@ -354,7 +356,7 @@ class CLIPTextEmbedder(nn.Module):
             if not download:
                 raise LanguageModelUnavailable(_unavailable_message("CLIP text", model_id, hf_cache_dir, CLIP_PATH_ENV))
             logger.warning("downloading %s from the Hugging Face Hub (allow_download=True)", model_id)
-            kw = dict(revision=revision, cache_dir=hf_cache_dir, local_files_only=False)
+            kw = {"revision": revision, "cache_dir": hf_cache_dir, "local_files_only": False}
             tokenizer = transformers.CLIPTokenizer.from_pretrained(model_id, **kw)
             text_model = transformers.CLIPTextModel.from_pretrained(model_id, **kw)
             directory, _ = _resolve_pretrained(
@@ -362,8 +364,17 @@ class CLIPTextEmbedder(nn.Module):
             )
         else:
             logger.info("loading CLIP text model from %s", directory)
-            tokenizer = transformers.CLIPTokenizer.from_pretrained(directory, local_files_only=True)
-            text_model = transformers.CLIPTextModel.from_pretrained(directory, local_files_only=True)
+            try:
+                if not any((directory / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+                    # CLIPTokenizer would silently fall back to a 3-token vocabulary
+                    raise OSError(f"no tokenizer files (tokenizer.json or vocab.json + merges.txt) in {directory}")
+                tokenizer = transformers.CLIPTokenizer.from_pretrained(directory, local_files_only=True)
+                text_model = transformers.CLIPTextModel.from_pretrained(directory, local_files_only=True)
+            except OSError as err:  # e.g. a partial cache snapshot without weights or tokenizer files
+                raise LanguageModelUnavailable(
+                    f"CLIP text model {model_id!r} was found at {directory} but could not be loaded "
+                    f"offline ({err}); re-download it or point model= to a complete checkout"
+                ) from err
         fingerprint = _fingerprint_dir(directory, _RECIPE) if directory is not None else None
         embedder = cls(text_model.float(), tokenizer, name=model_id, fingerprint=fingerprint)
         return embedder.to(_default_device(device))
@@ -420,9 +431,7 @@ class CLIPTextEmbedder(nn.Module):
         out = []
         device = self.device
         for chunk in iterator:
-            enc = self.tokenizer(
-                chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            )
+            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
             hidden = self.text_model(**enc).last_hidden_state.float()
             out.append(mean_pool(hidden, enc["attention_mask"]).cpu())
@@ -512,7 +521,7 @@ def _read_cache(path: Path, fingerprint: str) -> dict[str, torch.Tensor]:
         return {}
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated/corrupt file from an old version: recompute
+    except Exception as err:  # noqa: BLE001 - truncated/corrupt file: recompute
         logger.warning("ignoring unreadable embedding cache %s (%s)", path, err)
         return {}
     if not isinstance(blob, dict) or blob.get("fingerprint") != fingerprint or blob.get("recipe") != _RECIPE:
@@ -610,10 +619,14 @@ def task_embeddings(
     cached: dict[str, torch.Tensor] = {}
     cache_file = None
     if use_cache:
-        cache_file = _cache_file(Path(cache_dir) if cache_dir is not None else default_cache_dir(), model_id, fingerprint)
+        cache_file = _cache_file(
+            Path(cache_dir) if cache_dir is not None else default_cache_dir(), model_id, fingerprint
+        )
         cached = _read_cache(cache_file, fingerprint)
     missing = list(dict.fromkeys(t for t in texts if t not in cached))
-    logger.debug("task_embeddings: %d texts, %d cached, %d to compute", len(texts), len(texts) - len(missing), len(missing))
+    logger.debug(
+        "task_embeddings: %d texts, %d cached, %d to compute", len(texts), len(texts) - len(missing), len(missing)
+    )
     if missing:
         if embedder is None:
             embedder = CLIPTextEmbedder.from_pretrained(
@@ -680,9 +693,7 @@ def task_embeddings_or_none(
         key = os.fspath(model) if not isinstance(model, CLIPTextEmbedder) else model.name
         if key not in _WARNED:
             _WARNED.add(key)
-            logger.warning(
-                "language conditioning is unavailable, falling back to learnable task embeddings: %s", err
-            )
+            logger.warning("language conditioning is unavailable, falling back to learnable task embeddings: %s", err)
         return None
 
 

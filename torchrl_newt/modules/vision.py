@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tensordict import TensorDictBase
@@ -135,7 +136,13 @@ def load_dinov2(
         )
     else:
         logger.info("loading DINOv2 from %s", directory)
-        backbone = transformers.Dinov2Model.from_pretrained(directory, local_files_only=True)
+        try:
+            backbone = transformers.Dinov2Model.from_pretrained(directory, local_files_only=True)
+        except OSError as err:  # e.g. a partial cache snapshot without the weights
+            raise VisionModelUnavailable(
+                f"DINOv2 {model_id!r} was found at {directory} but could not be loaded offline ({err}); "
+                "re-download it or point model= to a complete checkout"
+            ) from err
     backbone = backbone.eval().requires_grad_(False)
     return backbone.to(device=device or "cpu", dtype=dtype or torch.float32)
 
@@ -151,14 +158,14 @@ def build_tiny_dinov2(hidden_size: int = 32, *, num_layers: int = 1, seed: int =
         16
     """
     transformers = _require_transformers("vision")
-    kwargs = dict(
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=2,
-        mlp_ratio=4,
-        image_size=224,
-        patch_size=14,
-    )
+    kwargs: dict[str, Any] = {
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": 2,
+        "mlp_ratio": 4,
+        "image_size": 224,
+        "patch_size": 14,
+    }
     kwargs.update(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -293,6 +300,11 @@ class DINOv2Features(Transform):
         return self._call(tensordict_reset)
 
     def transform_observation_spec(self, observation_spec: Composite) -> Composite:
+        if self.in_key not in observation_spec.keys(True):
+            raise KeyError(
+                f"{type(self).__name__}: the env has no {self.in_key!r} observation "
+                "(build it with make_env(..., from_pixels=True))"
+            )
         frames_spec = observation_spec[self.in_key]
         batch_shape = frames_spec.shape[:-3]
         if self.append:

@@ -172,8 +172,6 @@ class GymRawTask:
         >>> obs, reward, info = raw.step(np.array([0.5], np.float32))  # torque 0.5 * 2.0
         >>> -20.0 <= reward <= 0.0, info
         (True, {})
-        >>> raw.render().shape
-        (224, 224, 3)
         >>> raw.close()
     """
 
@@ -230,7 +228,7 @@ class GymRawTask:
             raise ValueError(f"{self.name}: expected an action of length {self.action_dim}, got shape {np.shape(action)}")
         if np.isnan(a).any():
             raise ValueError(f"{self.name}: action contains NaN: {a}")
-        a = np.clip(a, -1.0, 1.0)
+        a = np.minimum(np.maximum(a, -1.0), 1.0)  # (np.clip is several times slower on tiny arrays)
         if not self._identity_scale:
             a = self._center + a * self._half_range
         env, shaping = self.env, self.reward_shaping

@@ -38,9 +38,9 @@ def map_action(action: np.ndarray, low: np.ndarray = ALE_CONTINUOUS_LOW, high: n
     """Map an agent action in ``[-1, 1]^3`` affinely onto ALE's continuous action box.
 
     Examples:
-        >>> map_action(np.array([-1.0, 0.0, 1.0])).round(4).tolist()
+        >>> [round(float(x), 4) for x in map_action(np.array([-1.0, 0.0, 1.0]))]
         [0.0, 0.0, 1.0]
-        >>> map_action(np.array([1.0, 1.0, -1.0])).round(4).tolist()
+        >>> [round(float(x), 4) for x in map_action(np.array([1.0, 1.0, -1.0]))]
         [1.0, 3.1416, 0.0]
     """
     a = np.clip(np.asarray(action, np.float32).reshape(-1), -1.0, 1.0)

@@ -59,7 +59,7 @@ _CUSTOM_ENV_IDS = {
 
 
 class ManiSkillAssetError(FileNotFoundError):
-    """Raised when a ManiSkill task needs an asset pack (YCB objects) that is not downloaded."""
+    """Raised when a ManiSkill task needs an asset pack (YCB objects, xArm6, ANYmal-C) that is not downloaded."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,13 +191,16 @@ def _register_custom_envs() -> None:
         return
     import sapien
     import torch
-    from mani_skill.envs.tasks.control.cartpole import CartpoleBalanceEnv, CartpoleSwingUpEnv
+    from mani_skill.envs.tasks.control.cartpole import (
+        CartpoleBalanceEnv,
+        CartpoleSwingUpEnv,
+    )
     from mani_skill.envs.tasks.tabletop.pick_cube import PickCubeEnv
     from mani_skill.envs.tasks.tabletop.push_cube import PushCubeEnv
-    from mani_skill.utils.structs.actor import Actor
     from mani_skill.utils.building import actors
     from mani_skill.utils.registration import REGISTERED_ENVS, register_env
     from mani_skill.utils.scene_builder.table import TableSceneBuilder
+    from mani_skill.utils.structs.actor import Actor
     from mani_skill.utils.structs.pose import Pose
 
     class _PickCubeXArm6(PickCubeEnv):
@@ -244,7 +247,7 @@ def _register_custom_envs() -> None:
             return self.goal_site.pose.p - self.agent.tcp_pose.p
 
         def _get_obs_extra(self, info: dict) -> dict:
-            extra = dict(tcp_pose=self.agent.tcp_pose.raw_pose, goal_pos=self.goal_site.pose.p)
+            extra = {"tcp_pose": self.agent.tcp_pose.raw_pose, "goal_pos": self.goal_site.pose.p}
             if "state" in self.obs_mode:
                 extra["tcp_to_goal_pos"] = self._tcp_to_goal()
             return extra
@@ -467,7 +470,9 @@ def make_maniskill_task(
         **make_kwargs: extra keyword arguments of ``gymnasium.make``.
 
     Raises:
-        ManiSkillAssetError: the task needs the YCB asset pack and it is not downloaded.
+        ManiSkillAssetError: the task needs an asset pack (YCB, xArm6, ANYmal-C) that is not
+            downloaded; the message names the download command.
+        RuntimeError: no Vulkan device (the message points at ``scripts/setup_vulkan.sh``).
 
     Examples:
         >>> from torchrl_newt.envs import get_task
@@ -497,12 +502,22 @@ def make_maniskill_task(
         kwargs["sim_backend"] = sim_backend
     if source.get("control_mode"):
         kwargs["control_mode"] = source["control_mode"]
-    cam = dict(width=int(render_size), height=int(render_size))
+    cam = {"width": int(render_size), "height": int(render_size)}
     kwargs.setdefault("human_render_camera_configs", cam)
     # a time limit longer than any MMBench episode: terminations/truncations are never acted on
     kwargs.setdefault("max_episode_steps", spec.episode_length * repeat + 100)
     kwargs.update(make_kwargs)
-    env = gym.make(env_id, **kwargs)
+    try:
+        env = gym.make(env_id, **kwargs)
+    except RuntimeError as err:
+        text = str(err).lower()
+        if "device" in text and ("physical" in text or "render" in text):
+            raise RuntimeError(
+                f"ManiSkill could not start a Vulkan device ({err}). On a machine without a GPU run "
+                "`bash scripts/setup_vulkan.sh` once (a private Mesa lavapipe driver; torchrl_newt then "
+                "sets VK_ICD_FILENAMES itself), or export VK_ICD_FILENAMES to a working Vulkan ICD."
+            ) from err
+        raise
 
     model_id = source.get("model_id")
     if model_id is not None:
@@ -513,7 +528,7 @@ def make_maniskill_task(
             base.model_id = model_id
             if "spawn_height" in source:
                 base.spawn_height = source["spawn_height"]
-        env.reset(options=dict(reconfigure=True))
+        env.reset(options={"reconfigure": True})
 
     raw = ManiSkillRawTask(env, action_repeat=repeat, report_success=spec.success_defined)
     if seed is not None:

@@ -11,7 +11,8 @@ What is kept from Newt's setup:
   environment's own seeded RNG so that ``reset(seed)`` is reproducible;
 * every reset is followed by one zero-action step (as in Newt's wrapper);
 * ``info["success"]``: the float of Meta-World's ``success`` after the last sub-step;
-* rendering from the ``corner2`` camera.
+* rendering from the ``corner2`` camera (flipped vertically so the robot is upright; the camera
+  is mounted upside down and gymnasium-era renderers no longer flip it).
 
 Bridged differences: v3 environments have ``max_path_length = 500`` simulator steps and raise once it
 is reached; an MMBench episode uses ``1 + 100 * 2 = 201`` of them, so the limit is never hit (it is
@@ -59,6 +60,8 @@ class MetaWorldRawTask:
         action_repeat: simulator steps per :meth:`step`. Defaults to ``2`` (MMBench).
         reset_steps: zero-action steps taken after each reset. Defaults to ``1`` (Newt).
         camera: camera name used by :meth:`render`. Defaults to ``"corner2"``.
+        flip: flip rendered frames vertically (``corner2`` is mounted upside down). Defaults to
+            ``True``.
 
     Examples:
         >>> from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE as ENVS
@@ -72,13 +75,16 @@ class MetaWorldRawTask:
         >>> raw.close()
     """
 
-    def __init__(self, env: Any, action_repeat: int = 2, reset_steps: int = 1, camera: str = "corner2") -> None:
+    def __init__(
+        self, env: Any, action_repeat: int = 2, reset_steps: int = 1, camera: str = "corner2", flip: bool = True
+    ) -> None:
         if action_repeat < 1:
             raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
         self.env = env
         self.action_repeat = int(action_repeat)
         self.reset_steps = int(reset_steps)
         self.camera = camera
+        self.flip = bool(flip)
         # Newt: positions re-randomised at every reset; drawn from the env's seeded np_random
         env._freeze_rand_vec = False
         env.seeded_rand_vec = True
@@ -141,7 +147,10 @@ class MetaWorldRawTask:
             model.vis.global_.offheight = max(model.vis.global_.offheight, key[0])
             renderer = self._renderers[key] = mujoco.Renderer(model, height=key[0], width=key[1])
         renderer.update_scene(data, camera=self.camera)
-        return np.asarray(renderer.render(), dtype=np.uint8).copy()
+        frame = np.asarray(renderer.render(), dtype=np.uint8)
+        # Meta-World's corner cameras are mounted upside down; flip rows as mujoco-py's bottom-up
+        # readout did for Meta-World v2 users (the frame then shows the robot upright).
+        return frame[::-1].copy() if self.flip else frame.copy()
 
     def close(self) -> None:
         """Release the renderers and the environment."""

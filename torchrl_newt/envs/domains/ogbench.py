@@ -33,7 +33,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -150,7 +151,7 @@ def _maze_class(loco: str, layout: str) -> type:
 
     class CustomMaze(base):  # type: ignore[misc, valid-type]
         _custom_map = np.array(facts["map"])
-        _custom_tasks = [tuple(map(tuple, t)) for t in facts["tasks"]]
+        _custom_tasks = tuple(tuple(map(tuple, t)) for t in facts["tasks"])
         _layout = layout
 
         def __init__(self, **kwargs: Any) -> None:
@@ -164,13 +165,13 @@ def _maze_class(loco: str, layout: str) -> type:
 
         def set_tasks(self) -> None:
             self.task_infos = [
-                dict(
-                    task_name=f"task{i + 1}",
-                    init_ij=init,
-                    init_xy=self.ij_to_xy(init),
-                    goal_ij=goal,
-                    goal_xy=self.ij_to_xy(goal),
-                )
+                {
+                    "task_name": f"task{i + 1}",
+                    "init_ij": init,
+                    "init_xy": self.ij_to_xy(init),
+                    "goal_ij": goal,
+                    "goal_xy": self.ij_to_xy(goal),
+                }
                 for i, (init, goal) in enumerate(self._custom_tasks)
             ]
             if self._reward_task_id == 0:
@@ -182,7 +183,7 @@ def _maze_class(loco: str, layout: str) -> type:
 
 
 def _task_info(env: Any, init: tuple[int, int], goal: tuple[int, int], i: int) -> dict:
-    return dict(task_name=f"task{i}", init_ij=init, init_xy=env.ij_to_xy(init), goal_ij=goal, goal_xy=env.ij_to_xy(goal))
+    return {"task_name": f"task{i}", "init_ij": init, "init_xy": env.ij_to_xy(init), "goal_ij": goal, "goal_xy": env.ij_to_xy(goal)}
 
 
 def _edit_tasks(env: Any, maze_type: str) -> None:
@@ -316,6 +317,12 @@ class OGBenchRawTask:
 
     def render(self, width: int = 224, height: int = 224) -> np.ndarray:
         """Render OGBench's default view as ``uint8 [height, width, 3]`` (resized if needed)."""
+        # gymnasium's offscreen viewer (ant, antball) renders into whichever GL context is current:
+        # make its own current first, other tasks in this process may have switched it
+        viewers = getattr(getattr(self._base, "mujoco_renderer", None), "_viewers", None) or {}
+        viewer = viewers.get("rgb_array")
+        if viewer is not None and hasattr(viewer, "make_context_current"):
+            viewer.make_context_current()
         frame = np.asarray(self.env.render(), np.uint8)[..., :3]
         if frame.shape[:2] != (height, width):
             rows = np.linspace(0, frame.shape[0] - 1, height).round().astype(int)
@@ -403,7 +410,7 @@ def make_ogbench_task(spec: TaskSpec, *, seed: int | None = None, render_size: i
     source = spec.source
     env_id = str(source.get("env_id", ""))
     repeat = int(source.get("action_repeat", spec.action_repeat))
-    render = dict(render_mode="rgb_array", width=int(render_size), height=int(render_size))
+    render = {"render_mode": "rgb_array", "width": int(render_size), "height": int(render_size)}
     rng = np.random.RandomState(None if seed is None else int(seed) % 2**32)
     with _global_rng(rng):
         if env_id == "online-ant-v0":

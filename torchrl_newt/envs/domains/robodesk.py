@@ -30,7 +30,7 @@ import contextlib
 import io
 import logging
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -187,7 +187,7 @@ class RoboDeskRawTask:
 
         # RoboDesk's own view: a 120x120 render cropped to its desk box, then resized
         image = Image.fromarray(self.env.render(resize=False)).crop(box=(16.75, 25.0, 105.0, 88.75))
-        return np.asarray(image.resize((width, height), resample=Image.LANCZOS), dtype=np.uint8)
+        return np.array(image.resize((width, height), resample=Image.LANCZOS), dtype=np.uint8)  # writable
 
     def close(self) -> None:
         """Release the physics."""

@@ -23,7 +23,7 @@ from typing import Any
 from torchrl_newt.envs.domains.arcade._base import SCREEN, ArcadeGame
 from torchrl_newt.envs.registry import TaskSpec, get_task, register_domain
 
-__all__ = ["ArcadeGame", "GAMES", "SCREEN", "build_arcade_task", "game_class", "make_game"]
+__all__ = ["GAMES", "SCREEN", "ArcadeGame", "build_arcade_task", "game_class", "make_game"]
 
 #: task name -> "module:Class" of its game (modules are imported on first use)
 GAMES: dict[str, str] = {

@@ -17,7 +17,7 @@ import numpy as np
 
 from torchrl_newt.envs.registry import TaskSpec
 
-__all__ = ["ArcadeGame", "SCREEN", "clip", "import_pygame", "rects_overlap"]
+__all__ = ["SCREEN", "ArcadeGame", "clip", "import_pygame", "rects_overlap"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def clip(x: float, lo: float, hi: float) -> float:
         >>> clip(3.0, 0.0, 1.0), clip(-2.0, -1.0, 1.0), clip(0.5, 0.0, 1.0)
         (1.0, -1.0, 0.5)
     """
-    return lo if x < lo else hi if x > hi else x
+    return lo if x < lo else min(x, hi)
 
 
 def rects_overlap(ax: float, ay: float, aw: float, ah: float, bx: float, by: float, bw: float, bh: float) -> bool:
@@ -132,7 +132,7 @@ class ArcadeGame:
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape[0] != self.action_dim:
             raise ValueError(f"{type(self).__name__} expects {self.action_dim} action values, got shape {np.shape(action)}")
-        acts = [0.0 if v != v else (-1.0 if v < -1.0 else 1.0 if v > 1.0 else v) for v in a.tolist()]
+        acts = [0.0 if math.isnan(v) else max(-1.0, min(v, 1.0)) for v in a.tolist()]
         reward = 0.0
         for _ in range(self.action_repeat):
             self.info = {}

@@ -15,7 +15,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -36,7 +36,13 @@ def _cowboy(g) -> np.ndarray:
 
 
 def _coinrun(g) -> np.ndarray:
-    from torchrl_newt.envs.domains.arcade.runners import COIN_R, GRAVITY, RUNNER_X, STAND_Y, coin_jump_speed
+    from torchrl_newt.envs.domains.arcade.runners import (
+        COIN_R,
+        GRAVITY,
+        RUNNER_X,
+        STAND_Y,
+        coin_jump_speed,
+    )
 
     if not g.supported:
         return np.array([-1.0])
@@ -180,14 +186,85 @@ def _landing(g) -> np.ndarray:
     above = g.DECK_Y - (g.y + g.HH)
     if g.contact:
         return np.array([clip(0.5 * (g.sx - g.HW / 2 - g.x), -1.0, 1.0), 0.0])
-    target_vy = 2.0 if abs(ex) < 10.0 else (0.0 if above > 40.0 else -1.0)
-    target_vy = min(target_vy, 0.4 + 0.05 * above)
+    target_vy = 4.0 if abs(ex) < 12.0 else (2.5 if above > 40.0 else -1.0)
+    target_vy = min(target_vy, 0.5 + 0.06 * above)
     ax = 0.15 * ex + 0.5 * (g.sv - g.vx)
     ay = (target_vy - g.vy) * 0.8 - 0.2 / 0.6
     return np.clip(np.array([ax, ay]), -1.0, 1.0)
 
 
+def _chase_evade(g) -> np.ndarray:
+    if g.agent_evades:
+        # run away from the chaser, sliding along the wall instead of into it
+        ux, uy = g.x - g.ox, g.y - g.oy
+        n = math.hypot(ux, uy) or 1.0
+        ux, uy = ux / n, uy / n
+        cx, cy = g.x - g.CX, g.y - g.CY
+        dc = math.hypot(cx, cy) or 1.0
+        if dc > 0.6 * g.R:
+            tx, ty = -cy / dc, cx / dc  # tangent, pick the side away from the chaser
+            if tx * ux + ty * uy < 0:
+                tx, ty = -tx, -ty
+            ux, uy = ux + 1.5 * tx - 0.6 * cx / dc, uy + 1.5 * ty - 0.6 * cy / dc
+    else:
+        ux, uy = g.ox + 4 * g.ovx - g.x, g.oy + 4 * g.ovy - g.y  # intercept
+    n = math.hypot(ux, uy) or 1.0
+    return np.array([ux / n, uy / n])
+
+
+def _coconut(g) -> np.ndarray:
+    # pick the reachable spot that keeps farthest from where coconuts will land near our height
+    cands = [g.LO + g.BODY_R + k * (g.SIZE - 2 * g.BODY_R) / 20 for k in range(21)]
+
+    def risk(x):
+        r = 0.0
+        for n in g.nuts:
+            if n[1] > g.AGENT_Y + g.NUT_R:
+                continue
+            t = max(0.0, (g.AGENT_Y - n[1]) / n[3])
+            land = n[0] + n[2] * t
+            if t < 40:
+                r += max(0.0, 30.0 - abs(land - x)) * (40 - t)
+        return r + 0.02 * abs(x - g.x)
+
+    tx = min(cands, key=risk)
+    return np.array([clip(0.3 * (tx - g.x) - 0.8 * g.vx, -1.0, 1.0)])
+
+
+def _cartpole(g) -> np.ndarray:
+    from torchrl_newt.envs.domains.arcade.cartpole import GRAVITY, HALF_LEN
+
+    th, thd = g.th, g.thd
+    if math.cos(th) > 0.8:  # near upright: linear state feedback
+        u = 1.0 * g.x + 1.6 * g.xd + 16.0 * th + 3.0 * thd
+    else:  # pump energy into the swing (cart kept near the middle)
+        energy = 0.5 * (4.0 / 3.0) * HALF_LEN * thd * thd + GRAVITY * (math.cos(th) - 1.0)
+        pump = 1.0 if thd * math.cos(th) < 0 else -1.0
+        u = pump * min(1.0, 0.4 * max(0.0, -energy) + 0.3) - 0.3 * g.x - 0.3 * g.xd
+    return np.array([clip(u, -1.0, 1.0)])
+
+
+def _point_maze(g) -> np.ndarray:
+    from torchrl_newt.envs.domains.arcade.point_maze import shortest_path
+
+    path = shortest_path(g.grid, g.cell_of(g.ax, g.ay), g.cell_of(g.gx, g.gy))
+    tx, ty = (g.gx, g.gy) if len(path) <= 1 else g.cell_center(path[1])
+    wx, wy = g.wind_here()
+    vx, vy = tx - g.ax - wx, ty - g.ay - wy
+    return np.clip(np.array([vx / g.SPEED, vy / g.SPEED]), -1.0, 1.0)
+
+
 POLICIES: dict[str, Policy] = {
+    "pygame-point-maze-var1": _point_maze,
+    "pygame-point-maze-var2": _point_maze,
+    "pygame-point-maze-var3": _point_maze,
+    "pygame-cartpole-balance": _cartpole,
+    "pygame-cartpole-swingup": _cartpole,
+    "pygame-cartpole-balance-sparse": _cartpole,
+    "pygame-cartpole-swingup-sparse": _cartpole,
+    "pygame-cartpole-tremor": _cartpole,
+    "pygame-chase-evade": _chase_evade,
+    "pygame-coconut-dodge": _coconut,
     "pygame-highway": _highway,
     "pygame-landing": _landing,
     "pygame-bird-attack": _bird_attack,

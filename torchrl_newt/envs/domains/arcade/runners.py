@@ -11,7 +11,7 @@ import math
 
 from torchrl_newt.envs.domains.arcade._base import SCREEN, ArcadeGame, rects_overlap
 
-__all__ = ["CowboyGame", "CoinRunGame"]
+__all__ = ["CoinRunGame", "CowboyGame"]
 
 GROUND_Y = 184.0
 GRAVITY = 1.5

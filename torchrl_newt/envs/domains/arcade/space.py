@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import math
 
-from torchrl_newt.envs.domains.arcade._base import SCREEN, ArcadeGame, clip, rects_overlap
+from torchrl_newt.envs.domains.arcade._base import (
+    SCREEN,
+    ArcadeGame,
+    clip,
+    rects_overlap,
+)
 
-__all__ = ["SpaceshipGame", "RocketCollectGame"]
+__all__ = ["RocketCollectGame", "SpaceshipGame"]
 
 
 class SpaceshipGame(ArcadeGame):

@@ -6,7 +6,7 @@ import math
 
 from torchrl_newt.envs.domains.arcade._base import SCREEN, ArcadeGame, clip
 
-__all__ = ["PongGame", "AirHockeyGame"]
+__all__ = ["AirHockeyGame", "PongGame"]
 
 
 class PongGame(ArcadeGame):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from torchrl_newt.envs.domains.arcade._base import SCREEN, ArcadeGame, clip, rects_overlap
+from torchrl_newt.envs.domains.arcade._base import (
+    SCREEN,
+    ArcadeGame,
+    clip,
+    rects_overlap,
+)
 
 __all__ = ["HighwayGame", "LandingGame"]
 
@@ -12,9 +17,9 @@ class HighwayGame(ArcadeGame):
 
     The agent's car accelerates with the action (``0.6 px/frame²`` per unit, velocity damped
     x0.9) and stays on the road. Other cars (blue/yellow cars, double-length green trucks) come
-    from the right at 5-7 px/frame relative to the agent, one at first and up to four by the end
+    from the right at 5-7 px/frame relative to the agent, two at first and up to four by the end
     of the episode. A collision removes the other car and leaves the agent dazed (velocity
-    zeroed) for 10 frames.
+    zeroed) for 15 frames.
 
     State vector (24): ``[x / 224, centre y / 224, vx / 10, vy / 10, dazed flag,
     gap to the next car ahead in the current lane / 224 (-1 if none), left lane clear,
@@ -22,7 +27,7 @@ class HighwayGame(ArcadeGame):
     offset from the lane centre (-1..1), lane index / 4]`` then 4 traffic slots
     ``(x / 224, lane centre y / 224, is truck)`` (``(-1, 0, 0)`` when empty).
     Action (2): thrust along x and y.
-    Reward: ``+0.02`` per frame driven without a crash (not while dazed), ``-1`` per collision.
+    Reward: ``+0.02`` per frame driven without a crash (not while dazed), ``-2`` per collision.
     Score ``clip(R, 0, 10) / 10`` (10 = no crash in 500 frames).
 
     Examples:
@@ -72,7 +77,7 @@ class HighwayGame(ArcadeGame):
         self.y = clip(self.y + self.vy, self.TOP, self.BOTTOM - self.CAR_H)
         self.dash = (self.dash + 5.0) % 32
         reward = 0.0 if self.daze else 0.02
-        target = 1 + int(3 * self.progress)
+        target = 2 + int(2.5 * self.progress)
         active = sum(c[0] for c in self.cars)
         for c in self.cars:
             if not c[0]:
@@ -84,8 +89,8 @@ class HighwayGame(ArcadeGame):
             c[1] -= c[4]
             cy = self.lane_center(c[2]) - self.CAR_H / 2
             if rects_overlap(self.x, self.y, self.CAR_L, self.CAR_H, c[1], cy, c[3], self.CAR_H):
-                reward = -1.0
-                self.daze = 10
+                reward = -2.0
+                self.daze = 15
                 c[0], c[5] = False, self.randint(4, 12)
             elif c[1] + c[3] < 0:
                 c[0], c[5] = False, self.randint(4, 12)
@@ -102,7 +107,7 @@ class HighwayGame(ArcadeGame):
 
     def _obs(self) -> list[float]:
         lane = self.lane()
-        norm = lambda g: -1.0 if g is None else min(1.0, g / SCREEN)  # noqa: E731
+        norm = lambda g: -1.0 if g is None else min(1.0, g / SCREEN)
         side = []
         for ln in (lane - 1, lane + 1):
             g = self.gap_ahead(ln) if 0 <= ln < self.LANES else 0.0

@@ -160,7 +160,8 @@ def terrain_profile(terrain: str, rng: np.random.Generator) -> Profile:
         fn = _PROFILES[terrain]
     except KeyError:
         raise ValueError(f"unknown terrain {terrain!r}; expected one of {TERRAINS}") from None
-    return fn(rng)
+    ys, polys = fn(rng)
+    return [float(y) for y in ys], [[(float(px), float(py)) for px, py in poly] for poly in polys]
 
 
 class TerrainBipedalWalker(_bw.BipedalWalker):

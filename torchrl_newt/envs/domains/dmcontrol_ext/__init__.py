@@ -29,6 +29,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from torchrl_newt.envs.domains.dmcontrol import DMControlRawTask
 from torchrl_newt.envs.domains.dmcontrol_ext import (  # noqa: F401  (registers the task functions)
+    cartpole,
     cheetah,
     cup,
     giraffe,
@@ -45,7 +46,9 @@ from torchrl_newt.envs.registry import TaskSpec, register_domain
 __all__ = ["list_task_fns", "load", "make_dmcontrol_ext_task", "register_task_fn"]
 
 
-def make_dmcontrol_ext_task(spec: TaskSpec, *, seed: int | None = None, time_limit: float = float("inf")) -> DMControlRawTask:
+def make_dmcontrol_ext_task(
+    spec: TaskSpec, *, seed: int | None = None, time_limit: float = float("inf")
+) -> DMControlRawTask:
     """Build a DMControl-extended task (the ``"dmcontrol-ext"`` domain builder).
 
     Args:

@@ -66,4 +66,6 @@ def spin(random: Any = None, time_limit: float = float("inf")):
         ((2,), 8)
     """
     physics = stock.Physics.from_xml_string(*stock.get_model_and_assets())
-    return make_environment(physics, CupSpin(random=random), time_limit=time_limit, control_timestep=stock._CONTROL_TIMESTEP)
+    return make_environment(
+        physics, CupSpin(random=random), time_limit=time_limit, control_timestep=stock._CONTROL_TIMESTEP
+    )

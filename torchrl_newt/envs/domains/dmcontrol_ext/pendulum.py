@@ -25,7 +25,9 @@ class Spin(stock.SwingUp):
     """
 
     def get_reward(self, physics: stock.Physics) -> float:
-        return tolerance_up(abs(float(physics.angular_velocity()[0])), SPIN_SPEED, SPIN_SPEED / 2, linear=True, at_margin=0.5)
+        return tolerance_up(
+            abs(float(physics.angular_velocity()[0])), SPIN_SPEED, SPIN_SPEED / 2, linear=True, at_margin=0.5
+        )
 
 
 @register_task_fn("pendulum", "spin")

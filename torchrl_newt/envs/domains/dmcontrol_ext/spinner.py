@@ -46,7 +46,9 @@ class Spin(PlanarBodyTask):
         self._sign = 1.0 if forward else -1.0
 
     def get_reward(self, physics: PlanarBodyPhysics) -> float:
-        spin = tolerance_up(self._sign * physics.angular_momentum(), SPIN_MOMENTUM, SPIN_MOMENTUM, linear=True, at_margin=0.0)
+        spin = tolerance_up(
+            self._sign * physics.angular_momentum(), SPIN_MOMENTUM, SPIN_MOMENTUM, linear=True, at_margin=0.0
+        )
         roll = tolerance_up(self._sign * physics.speed(), ROLL_SPEED, ROLL_SPEED, linear=True, at_margin=0.0)
         return (2.0 * spin + 3.0 * roll) / 5.0
 

@@ -1,0 +1,514 @@
+"""Train a Newt (massively multitask TD-MPC2) agent on MMBench tasks with TorchRL components.
+
+With no arguments this runs the embedded default: a soup of four DMControl tasks with 1, 2, 2
+and 6 action dimensions, model size S, sized to finish within about 15 minutes on a 2-core CPU
+(or faster on a GPU, which is used automatically when present). It ends by printing a per-task
+and per-domain score table and where it wrote metrics, the learning-curve plot and the checkpoint.
+
+    python examples/newt_mmbench.py                       # embedded CPU default
+    python examples/newt_mmbench.py --tasks mmbench --size L --frames 100_000_000 --device cuda
+    python examples/newt_mmbench.py --demos demos/ --pretrain-updates 200000  # BC pretraining first
+    python examples/newt_mmbench.py --resume runs/newt    # continue from the latest checkpoint
+
+The script composes library pieces like TorchRL's sota-implementations: ``make_env`` (masked
+multitask stack) -> ``Collector`` with the ``TDMPC2Planner`` policy -> ``MultitaskReplayBuffer``
+-> ``TDMPC2WorldModelLoss`` + ``TDMPC2ActorLoss`` (Adam, grad clipping, ``SoftUpdate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+from torchrl.collectors import Collector
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.objectives import SoftUpdate
+from torchrl.record.loggers import get_logger
+from tqdm import tqdm
+
+from torchrl_newt.checkpoint import atomic_save, latest_checkpoint, load_checkpoint, rng_state, set_rng_state
+from torchrl_newt.data import MixedReplayBuffer, MultitaskReplayBuffer, add_demos, load_demos
+from torchrl_newt.envs import get_task, list_tasks, make_env, task_tensors
+from torchrl_newt.modules import MODEL_SIZES, NewtWorldModel, TDMPC2Planner
+from torchrl_newt.objectives import TDMPC2ActorLoss, TDMPC2WorldModelLoss, assert_finite_losses
+
+log = logging.getLogger("newt")
+
+#: The embedded default soup: DMControl tasks with 1, 2, 2 and 6 action dimensions.
+DEFAULT_TASKS = ("cartpole-balance", "reacher-easy", "finger-spin", "walker-stand")
+
+
+# ---------------------------------------------------------------------------------------- config
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("tasks and run")
+    g.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
+                   help="comma-separated task names, 'mmbench' (all 200), or 'domain:NAME'")
+    g.add_argument("--frames", type=int, default=24_000, help="total env steps (all lanes together)")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--device", default="auto", help="training device: auto, cpu, cuda, cuda:1...")
+    g.add_argument("--parallel-envs", action="store_true", help="step lanes in worker processes")
+    g.add_argument("--output-dir", default="runs/newt", help="metrics, plot and checkpoints go here")
+    g.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="resume from a checkpoint file, or from OUTPUT_DIR/checkpoint.pt when given alone")
+    g = p.add_argument_group("model")
+    g.add_argument("--size", default="S", choices=list(MODEL_SIZES))
+    g.add_argument("--task-embeddings", default=None,
+                   help="precomputed task-text table (python -m torchrl_newt.embed); default: CLIP from a local "
+                        "path/HF cache if present, else learnable task embeddings")
+    g.add_argument("--clip-model", default="openai/clip-vit-base-patch32",
+                   help="CLIP text model id or local path used when no table file is given")
+    g.add_argument("--no-language", action="store_true", help="always use learnable task embeddings")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, default=256, help="Newt uses 1024")
+    g.add_argument("--horizon", type=int, default=3)
+    g.add_argument("--lr", type=float, default=3e-4)
+    g.add_argument("--enc-lr-scale", type=float, default=0.3)
+    g.add_argument("--grad-clip", type=float, default=20.0)
+    g.add_argument("--tau", type=float, default=0.01)
+    g.add_argument("--utd", type=float, default=0.075 * 4, help="updates per env step (Newt: 0.075)")
+    g.add_argument("--seed-episodes", type=int, default=1, help="random-action episodes per task (Newt: 5)")
+    g.add_argument("--replay-capacity", type=int, default=1_000_000)
+    g.add_argument("--sampling", default="uniform", choices=["uniform", "balanced", "prioritized"])
+    g.add_argument("--entropy-coef", type=float, default=1e-4)
+    g = p.add_argument_group("planner")
+    g.add_argument("--plan-iterations", type=int, default=6)
+    g.add_argument("--plan-samples", type=int, default=512)
+    g.add_argument("--plan-elites", type=int, default=64)
+    g.add_argument("--plan-pi-trajs", type=int, default=24)
+    g.add_argument("--constraint-start", type=int, default=2_000_000,
+                   help="with demos: plan near the prior until this many frames, then anneal")
+    g.add_argument("--constraint-anneal", type=int, default=1_000_000)
+    g = p.add_argument_group("demonstrations")
+    g.add_argument("--demos", nargs="*", default=None, help="demo files or folders (see torchrl_newt.data.demos)")
+    g.add_argument("--pretrain-updates", type=int, default=0, help="BC + world-model updates on demos before RL")
+    g.add_argument("--warmup-updates", type=int, default=5_000, help="linear LR warm-up of pretraining")
+    g = p.add_argument_group("evaluation, logging, checkpoints")
+    g.add_argument("--eval-every", type=int, default=12_000, help="frames between evaluations")
+    g.add_argument("--eval-episodes", type=int, default=1, help="deterministic episodes per task")
+    g.add_argument("--checkpoint-every", type=int, default=1, help="evaluations between checkpoints")
+    g.add_argument("--save-replay", action="store_true", help="also checkpoint the replay buffer")
+    g.add_argument("--logger", default="csv", choices=["csv", "wandb", "tensorboard", "none"])
+    g.add_argument("--wandb-mode", default="offline", choices=["offline", "online", "disabled"])
+    g.add_argument("--exp-name", default="newt")
+    g.add_argument("--compile", action="store_true", help="torch.compile the planner and the update")
+    g.add_argument("--cudagraphs", action="store_true", help="with --compile on CUDA: mode='reduce-overhead'")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def resolve_tasks(spec: str) -> list[str]:
+    """Task names from the --tasks option."""
+    if spec == "mmbench":
+        return list_tasks()
+    if spec.startswith("domain:"):
+        return list_tasks(spec.split(":", 1)[1])
+    names = [t.strip() for t in spec.split(",") if t.strip()]
+    for n in names:
+        get_task(n)  # raises with close matches
+    if len(set(names)) != len(names):
+        raise ValueError(f"--tasks lists a task twice: {names}")
+    return names
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but CUDA is not available")
+    return device
+
+
+def task_table(args, tasks: list[str], device: torch.device) -> torch.Tensor | None:
+    """Frozen CLIP task embeddings if available (file or local weights), else None (learnable)."""
+    if args.no_language:
+        return None
+    from torchrl_newt.modules import language
+
+    if args.task_embeddings:
+        return language.load_task_table(args.task_embeddings, tasks)
+    return language.task_embeddings_or_none(tasks, args.clip_model, device=device)
+
+
+# ---------------------------------------------------------------------------------------- agent
+class Agent(torch.nn.Module):
+    """Everything with parameters or persistent state, for checkpointing (not a trainer)."""
+
+    def __init__(self, args, tasks: list[str], device: torch.device, table: torch.Tensor | None) -> None:
+        super().__init__()
+        consts = task_tensors(tasks)
+        self.world_model = NewtWorldModel(
+            128, 16, size=args.size, task_embeddings=table, num_tasks=None if table is not None else len(tasks)
+        )
+        self.wm_loss = TDMPC2WorldModelLoss(self.world_model, discount=consts["discount"])
+        self.actor_loss = TDMPC2ActorLoss(self.world_model, entropy_coef=args.entropy_coef)
+        self.planner = TDMPC2Planner(
+            self.world_model,
+            horizon=args.horizon,
+            iterations=args.plan_iterations,
+            num_samples=args.plan_samples,
+            num_elites=args.plan_elites,
+            num_pi_trajs=args.plan_pi_trajs,
+            discount=consts["discount"],
+        )
+        self.to(device)
+
+
+def make_optimizers(agent: Agent, args) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    wm = agent.world_model
+    model_groups = [
+        {"params": list(wm.encoder.parameters()), "lr": args.lr * args.enc_lr_scale},
+        {"params": [p for n, p in wm.named_parameters() if not n.startswith(("encoder.", "policy."))], "lr": args.lr},
+    ]
+    model_optim = torch.optim.Adam(model_groups, lr=args.lr)
+    pi_optim = torch.optim.Adam(wm.policy.parameters(), lr=args.lr, eps=1e-5)
+    return model_optim, pi_optim
+
+
+def model_parameters(agent: Agent) -> list[torch.nn.Parameter]:
+    return [p for n, p in agent.world_model.named_parameters() if not n.startswith("policy.")]
+
+
+def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, args, pretrain: bool = False):
+    """One Newt update: world model + value, then policy prior, then target Q."""
+    wm_params = model_parameters(agent)
+    pi_params = list(agent.world_model.policy.parameters())
+
+    def update(batch: TensorDict) -> TensorDict:
+        losses = agent.wm_loss(batch)
+        model_loss = losses["loss_consistency"] + losses["loss_reward"] + losses["loss_value"]
+        if pretrain:
+            model_loss = model_loss + losses["loss_bc"]
+        model_optim.zero_grad(set_to_none=True)
+        pi_optim.zero_grad(set_to_none=True)
+        model_loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(wm_params, args.grad_clip)
+        model_optim.step()
+        out = losses.exclude("td_target")
+        out["grad_norm"] = grad_norm.detach()
+        if pretrain:
+            torch.nn.utils.clip_grad_norm_(pi_params, args.grad_clip)
+            pi_optim.step()
+        else:
+            actor = agent.actor_loss(batch)
+            pi_loss = actor["loss_pi"] + actor.get("loss_bc", torch.zeros((), device=model_loss.device))
+            pi_loss.backward()
+            torch.nn.utils.clip_grad_norm_(pi_params, args.grad_clip)
+            pi_optim.step()
+            out.update(actor.select("loss_pi", "entropy", "q_scale"))
+            if "loss_bc" in actor.keys():
+                out["loss_pi_bc"] = actor["loss_bc"]
+        updater.step()
+        return out.detach()
+
+    return update
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate(env, planner, tasks: list[str], episodes: int) -> dict[str, dict[str, float]]:
+    """Deterministic evaluation: ``episodes`` complete episodes on every lane (one lane per task)."""
+    lengths = [get_task(t).episode_length for t in tasks]
+    steps = max(lengths) * episodes
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        td = env.rollout(steps, planner, break_when_any_done=False, auto_cast_to_device=True)
+    done = td["next", "done"].squeeze(-1).cpu()
+    score = td["next", "score"].squeeze(-1).cpu()
+    success = td["next", "success"].squeeze(-1).cpu()
+    ret = td["next", "episode_reward"].squeeze(-1).cpu()
+    results = {}
+    for i, task in enumerate(tasks):
+        idx = done[i].nonzero().squeeze(-1)[:episodes]
+        results[task] = {
+            "score": float(score[i, idx].mean()),
+            "return": float(ret[i, idx].mean()),
+            "success": float(success[i, idx].mean()),
+        }
+    return results
+
+
+def domain_scores(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    per_domain = defaultdict(list)
+    for task, r in results.items():
+        per_domain[get_task(task).domain].append(r["score"])
+    return {d: float(np.mean(v)) for d, v in per_domain.items()}
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    rows = [f"{'task':<28}{'domain':<16}{'score':>8}{'return':>10}{'success':>9}"]
+    for task, r in results.items():
+        rows.append(f"{task:<28}{get_task(task).domain:<16}{r['score']:>8.3f}{r['return']:>10.1f}{r['success']:>9.2f}")
+    rows.append("-" * len(rows[0]))
+    doms = domain_scores(results)
+    for d, s in doms.items():
+        rows.append(f"{'domain mean':<28}{d:<16}{s:>8.3f}")
+    rows.append(f"{'MMBench score (mean of domain means)':<44}{np.mean(list(doms.values())):>8.3f}")
+    return "\n".join(rows)
+
+
+def plot_curve(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    frames = [h["frames"] for h in history]
+    for task in history[0]["results"]:
+        ax.plot(frames, [h["results"][task]["score"] for h in history], marker="o", lw=1, alpha=0.6, label=task)
+    ax.plot(frames, [h["mean_score"] for h in history], color="k", lw=2.5, marker="s", label="mean")
+    ax.set_xlabel("env steps (all tasks)")
+    ax.set_ylabel("score")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Newt (TD-MPC2) on MMBench tasks")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tasks = resolve_tasks(args.tasks)
+    device = resolve_device(args.device)
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    log.info("%d tasks on %s: %s", len(tasks), device, ", ".join(tasks[:8]) + (" ..." if len(tasks) > 8 else ""))
+
+    table = task_table(args, tasks, device)
+    log.info("task conditioning: %s", "frozen CLIP text embeddings" if table is not None else "learnable embeddings")
+    agent = Agent(args, tasks, device, table)
+    n_params = sum(p.numel() for p in agent.world_model.parameters() if p.requires_grad)
+    log.info("world model size %s: %s learnable parameters", args.size, f"{n_params:,}")
+    model_optim, pi_optim = make_optimizers(agent, args)
+    updater = SoftUpdate(agent.wm_loss, tau=args.tau)
+
+    n = len(tasks)
+    env = make_env(tasks, seed=args.seed, parallel=args.parallel_envs)
+    env.append_transform(agent.planner.make_primer())
+    eval_env = make_env(tasks, seed=args.seed + 10_000, parallel=args.parallel_envs)
+    eval_env.append_transform(agent.planner.make_primer())
+
+    online = MultitaskReplayBuffer(
+        args.replay_capacity, slice_len=args.horizon, mode=args.sampling, device=device, batch_size=args.batch_size
+    )
+    replay = online
+    demo_buffer = None
+    if args.demos:
+        demos = load_demos(_expand_demo_paths(args.demos), tasks)
+        demo_buffer = MultitaskReplayBuffer(max(len(demos) * 1001, 1000), slice_len=args.horizon, device=device)
+        add_demos(demo_buffer, demos)
+        replay = MixedReplayBuffer(online, demo_buffer, demo_fraction=0.5, batch_size=args.batch_size)
+        agent.planner.set_prior_weight(1.0)
+        log.info("loaded %d demonstration episodes", len(demos))
+
+    # state that checkpoints carry
+    state = {"frames": 0, "updates": 0, "pretrain_updates": 0, "history": [], "update_credit": 0.0}
+    ckpt_path = out_dir / "checkpoint.pt"
+    if args.resume:
+        path = latest_checkpoint(out_dir) if args.resume == "auto" else Path(args.resume)
+        if path is None:
+            log.warning("--resume: no checkpoint in %s, starting fresh", out_dir)
+        else:
+            ckpt = load_checkpoint(path, map_location=device)
+            if ckpt["tasks"] != tasks:
+                raise ValueError(f"checkpoint {path} was trained on other tasks: {ckpt['tasks']}")
+            agent.load_state_dict(ckpt["agent"])
+            model_optim.load_state_dict(ckpt["model_optim"])
+            pi_optim.load_state_dict(ckpt["pi_optim"])
+            state.update(ckpt["state"])
+            set_rng_state(ckpt["rng"])
+            if "replay" in ckpt:
+                online.load_state_dict(ckpt["replay"])
+            log.info("resumed from %s at %d frames, %d updates", path, state["frames"], state["updates"])
+
+    exp_logger = None
+    if args.logger != "none":
+        kw = {"mode": args.wandb_mode, "project": "torchrl_newt"} if args.logger == "wandb" else {}
+        exp_logger = get_logger(args.logger, logger_name=str(out_dir / "logs"), experiment_name=args.exp_name, **kw)
+
+    def log_metrics(metrics: dict, step: int) -> None:
+        if exp_logger is not None:
+            for k, v in metrics.items():
+                exp_logger.log_scalar(k, float(v), step=step)
+
+    def save_checkpoint() -> None:
+        ckpt = {
+            "agent": agent.state_dict(),
+            "model_optim": model_optim.state_dict(),
+            "pi_optim": pi_optim.state_dict(),
+            "state": state,
+            "rng": rng_state(),
+            "tasks": tasks,
+            "args": vars(args),
+        }
+        if args.save_replay:
+            ckpt["replay"] = online.state_dict()
+        atomic_save(ckpt, ckpt_path)
+        log.info("checkpoint written to %s", ckpt_path)
+
+    plan = agent.planner
+    if args.compile:
+        mode = "reduce-overhead" if (args.cudagraphs and device.type == "cuda") else None
+        plan.plan = torch.compile(plan.plan, mode=mode, dynamic=False)
+
+    # ----------------------------------------------------------------- pretraining on demos
+    if demo_buffer is not None and state["pretrain_updates"] < args.pretrain_updates:
+        agent.wm_loss.bc_coef = 1.0
+        pre_update = make_update_fn(agent, model_optim, pi_optim, updater, args, pretrain=True)
+        base_lrs = [g["lr"] for o in (model_optim, pi_optim) for g in o.param_groups]
+        bar = tqdm(total=args.pretrain_updates, initial=state["pretrain_updates"], desc="pretrain", disable=args.quiet)
+        while state["pretrain_updates"] < args.pretrain_updates:
+            frac = min(1.0, (state["pretrain_updates"] + 1) / max(args.warmup_updates, 1))
+            for g, lr in zip([g for o in (model_optim, pi_optim) for g in o.param_groups], base_lrs):
+                g["lr"] = lr * frac
+            metrics = pre_update(demo_buffer.sample(args.batch_size))
+            assert_finite_losses(metrics, state["pretrain_updates"])
+            state["pretrain_updates"] += 1
+            bar.update(1)
+            if state["pretrain_updates"] % 100 == 0:
+                log_metrics({f"pretrain/{k}": v for k, v in metrics.items()}, state["pretrain_updates"])
+        bar.close()
+        agent.wm_loss.bc_coef = 0.0
+        save_checkpoint()
+
+    update = make_update_fn(agent, model_optim, pi_optim, updater, args)
+    if args.compile:
+        update = torch.compile(update)
+
+    # ----------------------------------------------------------------- online training
+    seed_frames = args.seed_episodes * max(get_task(t).episode_length for t in tasks) * n if demo_buffer is None else 0
+    frames_per_batch = n * 10
+    remaining = max(args.frames - state["frames"], 0)
+    collector = Collector(
+        env,
+        plan,
+        frames_per_batch=frames_per_batch,
+        total_frames=-(-remaining // frames_per_batch) * frames_per_batch if remaining else frames_per_batch,
+        init_random_frames=max(seed_frames - state["frames"], 0),
+        policy_device=device,
+        storing_device=device,
+        exploration_type=ExplorationType.RANDOM,
+        auto_register_policy_transforms=False,
+        trust_policy=True,
+    )
+    bar = tqdm(total=args.frames, initial=state["frames"], desc="train", unit="step", disable=args.quiet)
+    last_eval = (state["frames"] // args.eval_every) * args.eval_every
+    t0 = time.time()
+    episode_scores: dict[int, list[float]] = defaultdict(list)
+    for batch in collector if remaining else []:
+        batch["action"] = batch["action"] * batch["action_mask"]  # masked dims exactly zero in replay
+        online.extend(batch)
+        state["frames"] += batch.numel()
+        bar.update(batch.numel())
+        done = batch["next", "done"].squeeze(-1)
+        if done.any():
+            scores = batch["next", "score"].squeeze(-1)[done]
+            lanes = batch["task"][done]
+            for lane, s in zip(lanes.tolist(), scores.tolist()):
+                episode_scores[lane].append(s)
+            log_metrics({f"train/score/{tasks[l]}": np.mean(v[-1:]) for l, v in episode_scores.items()}, state["frames"])
+            log_metrics({"train/mean_score": float(scores.mean())}, state["frames"])
+        if demo_buffer is not None:
+            w = 1.0 if state["frames"] < args.constraint_start else max(
+                0.0, 1.0 - (state["frames"] - args.constraint_start) / max(args.constraint_anneal, 1)
+            )
+            plan.set_prior_weight(w)
+
+        if state["frames"] >= seed_frames:
+            if state["updates"] == 0 and demo_buffer is None:
+                # burst of updates on the seeding data, as TD-MPC2 does
+                state["update_credit"] += args.utd * state["frames"]
+            else:
+                state["update_credit"] += args.utd * batch.numel()
+            metrics = None
+            while state["update_credit"] >= 1.0:
+                sample = replay.sample(args.batch_size)
+                metrics = update(sample)
+                assert_finite_losses(metrics, state["updates"])
+                if args.sampling == "prioritized":
+                    online.update_tensordict_priority(sample if demo_buffer is None else sample[sample.shape[0] // 2:])
+                state["updates"] += 1
+                state["update_credit"] -= 1.0
+            if metrics is not None and state["updates"] % 20 < 2:
+                log_metrics({f"train/{k}": v for k, v in metrics.items()}, state["frames"])
+                bar.set_postfix(upd=state["updates"], cons=f"{float(metrics['loss_consistency']):.3f}",
+                                val=f"{float(metrics['loss_value']):.3f}")
+
+        if state["frames"] - last_eval >= args.eval_every or state["frames"] >= args.frames:
+            last_eval = state["frames"]
+            results = evaluate(eval_env, plan, tasks, args.eval_episodes)
+            mean = float(np.mean(list(domain_scores(results).values())))
+            state["history"].append({"frames": state["frames"], "results": results, "mean_score": mean})
+            log_metrics({f"eval/score/{t}": r["score"] for t, r in results.items()}, state["frames"])
+            log_metrics({f"eval/domain/{d}": s for d, s in domain_scores(results).items()}, state["frames"])
+            log_metrics({"eval/mmbench_score": mean, "time/elapsed_s": time.time() - t0}, state["frames"])
+            log.info("eval at %d frames (%d updates): mean score %.3f", state["frames"], state["updates"], mean)
+            plot_curve(state["history"], out_dir / "learning_curve.png")
+            if len(state["history"]) % args.checkpoint_every == 0:
+                save_checkpoint()
+            collector.update_policy_weights_()
+        if state["frames"] >= args.frames:
+            break
+    bar.close()
+    collector.shutdown()
+    if not state["history"]:
+        results = evaluate(eval_env, plan, tasks, args.eval_episodes)
+        state["history"].append({"frames": state["frames"], "results": results,
+                                 "mean_score": float(np.mean(list(domain_scores(results).values())))})
+        plot_curve(state["history"], out_dir / "learning_curve.png")
+    save_checkpoint()
+    eval_env.close()  # the collector closed the training env
+    final = state["history"][-1]
+    print(f"\nFinal evaluation after {state['frames']:,} env steps and {state['updates']:,} updates "
+          f"({time.time() - t0:.0f} s on {device}):\n")
+    print(format_table(final["results"]))
+    metrics_dir = out_dir / "logs" / args.exp_name if args.logger != "none" else None
+    print(f"\nmetrics:        {metrics_dir if metrics_dir else '(logging disabled)'}")
+    print(f"learning curve: {out_dir / 'learning_curve.png'}")
+    print(f"checkpoint:     {ckpt_path}")
+    return {"results": final["results"], "state": state}
+
+
+def _expand_demo_paths(paths: list[str]) -> list[str]:
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out += sorted(str(f) for f in path.glob("*.pt"))
+        else:
+            out.append(str(path))
+    if not out:
+        raise FileNotFoundError(f"no demonstration files found in {paths}")
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

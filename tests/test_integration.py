@@ -1,0 +1,136 @@
+"""End-to-end: the planner as a Collector policy, the single-task "import into another agent"
+case, one full update from replay, and the training example on short episodes."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torchrl.collectors import Collector
+from torchrl.envs import GymEnv, InitTracker, TransformedEnv
+from torchrl.envs.utils import ExplorationType
+from torchrl.objectives import SoftUpdate
+
+from torchrl_newt.data import MultitaskReplayBuffer
+from torchrl_newt.envs import make_env, register_task, task_tensors
+from torchrl_newt.modules import NewtWorldModel, TDMPC2Planner
+from torchrl_newt.objectives import TDMPC2ActorLoss, TDMPC2WorldModelLoss, assert_finite_losses
+
+pytestmark = pytest.mark.dmc
+SMALL_PLANNER = dict(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
+TASKS = ["cartpole-balance", "reacher-easy", "walker-stand"]
+
+
+def _collector(env, policy, frames, **kw):
+    return Collector(env, policy, frames_per_batch=frames, total_frames=frames, trust_policy=True,
+                     auto_register_policy_transforms=False, exploration_type=ExplorationType.RANDOM, **kw)
+
+
+def test_planner_in_collector_over_multitask_env():
+    torch.manual_seed(0)
+    consts = task_tensors(TASKS)
+    wm = NewtWorldModel(128, 16, size="S", num_tasks=len(TASKS))
+    planner = TDMPC2Planner(wm, discount=consts["discount"], **SMALL_PLANNER)
+    env = make_env(TASKS, seed=0)
+    env.append_transform(planner.make_primer())
+    collector = _collector(env, planner, frames=3 * 4)
+    batch = next(iter(collector))
+    collector.shutdown()  # also closes the env
+    assert batch.shape == (3, 4)
+    # masked action dims exactly zero, valid ones used
+    assert (batch["action"][~batch["action_mask"]] == 0).all()
+    assert batch["action"].abs().max() <= 1
+    # warm-start state travels step to step: next loc of step t is the loc read at step t+1
+    loc, next_loc = batch["planner", "loc"], batch["next", "planner", "loc"]
+    assert (loc[:, 0] == 0).all()  # primer zeros at reset
+    assert torch.equal(loc[:, 1:], next_loc[:, :-1])
+    assert next_loc.abs().sum() > 0
+
+
+def test_planner_on_stock_torchrl_env_single_task():
+    """Import into another agent: a single-task world model planning on GymEnv('Pendulum-v1')."""
+    torch.manual_seed(0)
+    env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
+    wm = NewtWorldModel(obs_dim=3, action_dim=1, size="S")
+    planner = TDMPC2Planner(wm, **SMALL_PLANNER)
+    env.append_transform(planner.make_primer())
+    collector = _collector(env, planner, frames=8)
+    batch = next(iter(collector))
+    collector.shutdown()
+    assert batch.shape == (8,) and batch["action"].shape == (8, 1)
+    assert (batch["action"].abs() <= 1).all()
+    assert torch.equal(batch["planner", "loc"][1:], batch["next", "planner", "loc"][:-1])
+    # and the losses train on that data directly
+    td = batch.unsqueeze(0)[:, :3]
+    losses = TDMPC2WorldModelLoss(wm)(td)
+    actor = TDMPC2ActorLoss(wm)(td)
+    assert torch.isfinite(losses["loss_value"]) and torch.isfinite(actor["loss_pi"])
+
+
+def test_one_full_update_from_replay():
+    torch.manual_seed(0)
+    consts = task_tensors(TASKS)
+    wm = NewtWorldModel(128, 16, size="S", num_tasks=len(TASKS))
+    planner = TDMPC2Planner(wm, discount=consts["discount"], **SMALL_PLANNER)
+    env = make_env(TASKS, seed=1)
+    env.append_transform(planner.make_primer())
+    collector = _collector(env, planner, frames=3 * 8, init_random_frames=3 * 8)
+    rb = MultitaskReplayBuffer(1000, slice_len=3, batch_size=16)
+    for batch in collector:
+        batch["action"] = batch["action"] * batch["action_mask"]
+        rb.extend(batch)
+    collector.shutdown()  # also closes the env
+    wm_loss = TDMPC2WorldModelLoss(wm, discount=consts["discount"])
+    actor_loss = TDMPC2ActorLoss(wm)
+    updater = SoftUpdate(wm_loss, tau=0.01)
+    model_params = [p for n, p in wm.named_parameters() if not n.startswith("policy.")]
+    opt = torch.optim.Adam(model_params, lr=3e-4)
+    pi_opt = torch.optim.Adam(wm.policy.parameters(), lr=3e-4, eps=1e-5)
+    sample = rb.sample()
+    assert sample.shape == (16, 3)
+    before = [p.detach().clone() for p in model_params]
+    target_before = wm_loss.target_qvalue_network_params.clone()
+    losses = wm_loss(sample)
+    assert_finite_losses(losses, step=0)
+    (losses["loss_consistency"] + losses["loss_reward"] + losses["loss_value"]).backward()
+    opt.step()
+    actor = actor_loss(sample)
+    (actor["loss_pi"] + actor["loss_bc"]).backward()
+    pi_opt.step()
+    updater.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model_params))
+    changed = (wm_loss.target_qvalue_network_params - target_before).abs().sum()
+    assert float(sum(changed.values(True, True))) > 0
+
+
+def _load_example():
+    path = Path(__file__).resolve().parents[1] / "examples" / "newt_mmbench.py"
+    spec = importlib.util.spec_from_file_location("newt_mmbench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_training_example_runs_and_resumes(tmp_path):
+    for name, base in (("test-cartpole-short", "cartpole-balance"), ("test-reacher-short", "reacher-easy")):
+        register_task(name, base=base, episode_length=12, overwrite=True)
+    example = _load_example()
+    common = ["--tasks", "test-cartpole-short,test-reacher-short", "--output-dir", str(tmp_path), "--quiet",
+              "--plan-samples", "32", "--plan-elites", "4", "--plan-pi-trajs", "4", "--plan-iterations", "2",
+              "--batch-size", "8", "--eval-every", "40", "--no-language", "--seed-episodes", "1"]
+    out = example.main(common + ["--frames", "80"])
+    assert out["state"]["frames"] >= 80 and out["state"]["updates"] > 0
+    assert set(out["results"]) == {"test-cartpole-short", "test-reacher-short"}
+    assert all(0.0 <= r["score"] <= 1.0 for r in out["results"].values())
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "learning_curve.png").is_file()
+    assert list((tmp_path / "logs").rglob("*.csv"))
+    resumed = example.main(common + ["--frames", "120", "--resume"])
+    assert resumed["state"]["frames"] >= 120
+    assert resumed["state"]["updates"] > out["state"]["updates"]
+    assert len(resumed["state"]["history"]) > len(out["state"]["history"])
+
+
+def test_example_rejects_unknown_task():
+    example = _load_example()
+    with pytest.raises(KeyError, match="Did you mean"):
+        example.main(["--tasks", "walker-wlak", "--frames", "10"])
