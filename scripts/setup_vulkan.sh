@@ -6,7 +6,7 @@
 # Debian bookworm's own Mesa 22 lavapipe fails under SAPIEN 3 ("failed to find a rendering device"),
 # so this script:
 #   1. installs the Vulkan loader `libvulkan1` system-wide with apt (the only system change);
-#   2. downloads `mesa-vulkan-drivers` (25.x) from Debian's bookworm-backports suite through a
+#   2. downloads `mesa-vulkan-drivers` 25.0.7 (TORCHRL_NEWT_MESA_VERSION) from Debian's bookworm-backports suite through a
 #      *private* apt configuration (the system's sources and package lists are left untouched);
 #   3. unpacks it with `dpkg -x` into a private folder (default ~/.local/share/torchrl_newt/vulkan,
 #      override with TORCHRL_NEWT_VULKAN_DIR) and writes `lvp_icd.json` there with an absolute
@@ -21,6 +21,8 @@ set -euo pipefail
 VK_DIR=${TORCHRL_NEWT_VULKAN_DIR:-${HOME}/.local/share/torchrl_newt/vulkan}
 SUITE=${TORCHRL_NEWT_VULKAN_SUITE:-bookworm-backports}
 MIRROR=${TORCHRL_NEWT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# the version tested with SAPIEN 3.0.3 / ManiSkill 3.0.1; falls back to the suite's latest if gone
+MESA_VERSION=${TORCHRL_NEWT_MESA_VERSION:-25.0.7-2~bpo12+1}
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
@@ -47,7 +49,10 @@ if [ ! -f "${LVP_SO}" ]; then
               -o "APT::Sandbox::User=root")
     log "fetching the ${SUITE} package index (private apt state in ${WORK})"
     apt-get "${APT_OPTS[@]}" update -qq
-    (cd "${WORK}" && apt-get "${APT_OPTS[@]}" download mesa-vulkan-drivers)
+    if ! (cd "${WORK}" && apt-get "${APT_OPTS[@]}" download "mesa-vulkan-drivers=${MESA_VERSION}"); then
+        log "mesa-vulkan-drivers ${MESA_VERSION} not in ${SUITE}; taking the latest there (untested)"
+        (cd "${WORK}" && apt-get "${APT_OPTS[@]}" download mesa-vulkan-drivers)
+    fi
     DEB=$(ls "${WORK}"/mesa-vulkan-drivers_*.deb)
     log "unpacking $(basename "${DEB}") into ${VK_DIR}/root"
     mkdir -p "${VK_DIR}/root"

@@ -30,6 +30,8 @@ def simulator():
     """Skip unless ManiSkill imports and can create an environment (i.e. a Vulkan driver works)."""
     if not HAVE_MANISKILL:
         pytest.skip("mani_skill / sapien not installed (pip install torchrl_newt[maniskill])")
+    pytest.importorskip("sapien")
+    pytest.importorskip("mani_skill.envs")
     try:
         raw = build_raw_task("ms-cartpole-balance", seed=0)
     except RuntimeError as err:  # SAPIEN: "failed to find a rendering device"
