@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("tasks and run")
     g.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
                    help="comma-separated task names, 'mmbench' (all 200), or 'domain:NAME'")
-    g.add_argument("--frames", type=int, default=24_000, help="total env steps (all lanes together)")
+    g.add_argument("--frames", type=int, default=14_000, help="total env steps (all lanes together)")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--device", default="auto", help="training device: auto, cpu, cuda, cuda:1...")
     g.add_argument("--parallel-envs", action="store_true", help="step lanes in worker processes")
@@ -80,16 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--enc-lr-scale", type=float, default=0.3)
     g.add_argument("--grad-clip", type=float, default=20.0)
     g.add_argument("--tau", type=float, default=0.01)
-    g.add_argument("--utd", type=float, default=0.075 * 4, help="updates per env step (Newt: 0.075)")
+    g.add_argument("--utd", type=float, default=0.1, help="updates per env step (Newt: 0.075)")
     g.add_argument("--seed-episodes", type=int, default=1, help="random-action episodes per task (Newt: 5)")
     g.add_argument("--replay-capacity", type=int, default=1_000_000)
     g.add_argument("--sampling", default="uniform", choices=["uniform", "balanced", "prioritized"])
     g.add_argument("--entropy-coef", type=float, default=1e-4)
-    g = p.add_argument_group("planner")
-    g.add_argument("--plan-iterations", type=int, default=6)
-    g.add_argument("--plan-samples", type=int, default=512)
-    g.add_argument("--plan-elites", type=int, default=64)
-    g.add_argument("--plan-pi-trajs", type=int, default=24)
+    g = p.add_argument_group("planner (defaults: Newt's 6 x 512 / 64 elites / 24 prior trajectories on GPU; "
+                             "a lighter 4 x 128 / 16 / 8 on CPU so the embedded default fits in ~15 min)")
+    g.add_argument("--plan-iterations", type=int, default=None)
+    g.add_argument("--plan-samples", type=int, default=None)
+    g.add_argument("--plan-elites", type=int, default=None)
+    g.add_argument("--plan-pi-trajs", type=int, default=None)
     g.add_argument("--constraint-start", type=int, default=2_000_000,
                    help="with demos: plan near the prior until this many frames, then anneal")
     g.add_argument("--constraint-anneal", type=int, default=1_000_000)
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrain-updates", type=int, default=0, help="BC + world-model updates on demos before RL")
     g.add_argument("--warmup-updates", type=int, default=5_000, help="linear LR warm-up of pretraining")
     g = p.add_argument_group("evaluation, logging, checkpoints")
-    g.add_argument("--eval-every", type=int, default=12_000, help="frames between evaluations")
+    g.add_argument("--eval-every", type=int, default=7_000, help="frames between evaluations")
     g.add_argument("--eval-episodes", type=int, default=1, help="deterministic episodes per task")
     g.add_argument("--checkpoint-every", type=int, default=1, help="evaluations between checkpoints")
     g.add_argument("--save-replay", action="store_true", help="also checkpoint the replay buffer")
@@ -124,6 +125,18 @@ def resolve_tasks(spec: str) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(f"--tasks lists a task twice: {names}")
     return names
+
+
+#: planner settings (iterations, samples, elites, prior trajectories) when not given on the command line
+PLANNER_DEFAULTS = {"cuda": (6, 512, 64, 24), "cpu": (4, 128, 16, 8)}
+
+
+def resolve_planner_args(args, device: torch.device) -> None:
+    """Fill unset planner options with the device's defaults (Newt's on GPU, lighter on CPU)."""
+    defaults = PLANNER_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
+    for name, value in zip(("plan_iterations", "plan_samples", "plan_elites", "plan_pi_trajs"), defaults):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -296,6 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     tasks = resolve_tasks(args.tasks)
     device = resolve_device(args.device)
+    resolve_planner_args(args, device)
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -384,7 +398,8 @@ def main(argv: list[str] | None = None) -> dict:
         agent.wm_loss.bc_coef = 1.0
         pre_update = make_update_fn(agent, model_optim, pi_optim, updater, args, pretrain=True)
         base_lrs = [g["lr"] for o in (model_optim, pi_optim) for g in o.param_groups]
-        bar = tqdm(total=args.pretrain_updates, initial=state["pretrain_updates"], desc="pretrain", disable=args.quiet)
+        bar = tqdm(total=args.pretrain_updates, initial=state["pretrain_updates"], desc="pretrain", disable=args.quiet,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
         while state["pretrain_updates"] < args.pretrain_updates:
             frac = min(1.0, (state["pretrain_updates"] + 1) / max(args.warmup_updates, 1))
             for g, lr in zip([g for o in (model_optim, pi_optim) for g in o.param_groups], base_lrs):
@@ -419,7 +434,8 @@ def main(argv: list[str] | None = None) -> dict:
         auto_register_policy_transforms=False,
         trust_policy=True,
     )
-    bar = tqdm(total=args.frames, initial=state["frames"], desc="train", unit="step", disable=args.quiet)
+    bar = tqdm(total=args.frames, initial=state["frames"], desc="train", unit="step", disable=args.quiet,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0)
     last_eval = (state["frames"] // args.eval_every) * args.eval_every
     t0 = time.time()
     episode_scores: dict[int, list[float]] = defaultdict(list)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
+
+from torchrl_newt.checkpoint import atomic_save
 
 __all__ = ["DEMO_FORMAT", "DEMO_VERSION", "add_demos", "demos_to_transitions", "load_demos", "save_demos"]
 
@@ -159,19 +160,7 @@ def save_demos(
         "reward": demos["reward"].float().reshape(demos.shape[0], -1).cpu(),
         "action_mask": demos["action_mask"].bool().cpu(),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    path = atomic_save(payload, path)
     logger.info("Wrote %d demonstration episodes (%d tasks) to %s", demos.shape[0], used.numel(), path)
     return path
 

@@ -27,7 +27,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from torchrl_newt.envs.registry import MissingDependencyError, TaskSpec, UnknownTaskError, get_task
+from torchrl_newt.checkpoint import atomic_save
+from torchrl_newt.envs.registry import (
+    MissingDependencyError,
+    TaskSpec,
+    UnknownTaskError,
+    get_task,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -195,24 +200,6 @@ def _fingerprint_dir(directory: Path, extra: str = "") -> str:
             h.update(f"stat:{stat.st_size}:{stat.st_mtime_ns}".encode())
         h.update(b"\0")
     return h.hexdigest()
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write ``obj`` with :func:`torch.save` to a temporary file, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def default_cache_dir() -> Path:
@@ -534,7 +521,7 @@ def _write_cache(path: Path, model_id: str, fingerprint: str, new: dict[str, tor
         merged = _read_cache(path, fingerprint)  # re-read: keep entries other processes added
         merged.update(new)
         blob = {"model": model_id, "fingerprint": fingerprint, "recipe": _RECIPE, "embeddings": merged}
-        _atomic_torch_save(blob, path)
+        atomic_save(blob, path)
         logger.debug("cached %d new embeddings in %s", len(new), path)
     except OSError as err:
         logger.warning("could not write the embedding cache %s (%s); continuing without it", path, err)
@@ -765,7 +752,7 @@ def save_task_table(
         "recipe": _RECIPE,
     }
     path = Path(path)
-    _atomic_torch_save(blob, path)
+    atomic_save(blob, path)
     logger.info("saved %d task embeddings (dim %d) to %s", len(names), table.shape[1], path)
     return path
 

@@ -56,6 +56,23 @@ def assert_finite_losses(losses: TensorDictBase, step: int | None = None) -> Non
     raise NonFiniteLossError(f"loss term {keys[bad]!r} is {float(values[bad])}{where}")
 
 
+def _check_batch(tensordict: TensorDictBase) -> None:
+    if tensordict.ndim != 2:
+        raise ValueError(
+            f"expected a batch of sub-trajectories with shape [B, T], got batch_size {tuple(tensordict.shape)}"
+        )
+
+
+def _task_ids(tensordict: TensorDictBase, key: NestedKey) -> torch.Tensor:
+    """Task ids of a ``[B, T]`` batch as a ``[B, T]`` long tensor (``[B]`` ids are broadcast)."""
+    task = tensordict.get(key, None)
+    if task is None:
+        raise KeyError(f"task-conditioned loss: key {key!r} is missing from the batch")
+    if task.dim() == 1:
+        task = task.unsqueeze(-1).expand(tensordict.shape)
+    return task.reshape(tensordict.shape).long()
+
+
 def _rho_weights(rho: float, steps: int, like: torch.Tensor) -> torch.Tensor:
     w = rho ** torch.arange(steps, dtype=like.dtype, device=like.device)
     return w / w.sum()
@@ -210,12 +227,7 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
     def _task(self, td: TensorDictBase) -> torch.Tensor | None:
         if not (self.world_model.task_dim or self.discount.dim() == 1):
             return None
-        task = td.get(self.tensor_keys.task, None)
-        if task is None:
-            raise KeyError(f"task-conditioned loss: key {self.tensor_keys.task!r} is missing from the batch")
-        if task.dim() == 1:
-            task = task.unsqueeze(-1).expand(td.shape)
-        return task.reshape(td.shape).long()
+        return _task_ids(td, self.tensor_keys.task)
 
     def _discount(self, task: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
         if self.discount.dim() == 0:
@@ -224,10 +236,7 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        if tensordict.ndim != 2:
-            raise ValueError(
-                f"expected a batch of sub-trajectories with shape [B, T], got batch_size {tuple(tensordict.shape)}"
-            )
+        _check_batch(tensordict)
         wm = self.world_model
         k = self.tensor_keys
         obs = tensordict.get(k.observation)
@@ -374,19 +383,13 @@ class TDMPC2ActorLoss(_KeysMixin, LossModule):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        if tensordict.ndim != 2:
-            raise ValueError(
-                f"expected a batch of sub-trajectories with shape [B, T], got batch_size {tuple(tensordict.shape)}"
-            )
+        _check_batch(tensordict)
         wm = self.world_model
         k = self.tensor_keys
         B, T = tensordict.shape
         task = None
         if wm.task_dim:
-            task = tensordict.get(k.task)
-            if task.dim() == 1:
-                task = task.unsqueeze(-1).expand(B, T)
-            task = task.reshape(B, T).long()
+            task = _task_ids(tensordict, k.task)
             task = torch.cat([task, task[:, -1:]], 1)  # [B, T+1]
         z = tensordict.get(k.latent, None)
         with torch.no_grad():

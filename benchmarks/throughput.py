@@ -1,0 +1,172 @@
+"""Throughput of the Newt update and the MPPI planner (eager vs ``torch.compile``, CUDA graphs on GPU).
+
+Configuration (matches ``../shared/notes/performance-targets.md``): 4 tasks with action dims
+1, 2, 6, 6; observations padded to 128, actions to 16; frozen 512-d task embeddings; horizon 3;
+planner with 6 iterations, 512 samples, 64 elites, 24 policy trajectories. An "update" is the
+world-model + value loss, backward, Adam step, target update and the policy update, as in
+``examples/newt_mmbench.py``.
+
+    python benchmarks/throughput.py                     # CPU: S and B, eager
+    python benchmarks/throughput.py --sizes S B L --compile --device cuda
+
+Prints a table and writes ``benchmarks/results/throughput_<device>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+from torchrl.objectives import SoftUpdate
+
+from torchrl_newt.modules import NewtWorldModel, TDMPC2Planner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks_common import device_label  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+ACTION_DIMS = (1, 2, 6, 6)
+#: measured anchors of the reference implementation on the same 2-core CPU kind (eager, fp32)
+REFERENCE_CPU = {
+    ("S", "update", 256): 5.6, ("S", "update", 1024): 2.1, ("B", "update", 256): 2.7, ("B", "update", 1024): 0.8,
+    ("S", "plan", 1): 237.0, ("S", "plan", 4): 646.0, ("S", "plan", 200): 53_000.0,
+    ("B", "plan", 1): 433.0, ("B", "plan", 4): 1326.0, ("B", "plan", 200): 115_000.0,
+}
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("newt_mmbench", ROOT / "examples" / "newt_mmbench.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timeit(fn, device, min_reps: int = 3, min_time: float = 2.0) -> float:
+    """Seconds per call (median-free mean over at least ``min_reps`` calls and ``min_time`` s)."""
+    fn()
+    _sync(device)
+    reps, start = 0, time.perf_counter()
+    while reps < min_reps or time.perf_counter() - start < min_time:
+        fn()
+        reps += 1
+        if reps >= 50:
+            break
+    _sync(device)
+    return (time.perf_counter() - start) / reps
+
+
+def bench_update(size: str, batch: int, device: torch.device, compile_mode: str | None) -> float:
+    ex = _example()
+    args = ex.build_parser().parse_args(["--size", size])
+    ex.resolve_planner_args(args, device)
+    tasks = ["cartpole-balance", "reacher-easy", "walker-walk", "cheetah-run"]  # action dims 1, 2, 6, 6
+    agent = ex.Agent(args, tasks, device, torch.randn(len(tasks), 512))
+    model_optim, pi_optim = ex.make_optimizers(agent, args)
+    update = ex.make_update_fn(agent, model_optim, pi_optim, SoftUpdate(agent.wm_loss, tau=0.01), args)
+    if compile_mode is not None:
+        update = torch.compile(update, mode=None if compile_mode == "default" else compile_mode)
+    T = args.horizon
+    mask = torch.zeros(len(tasks), 16, dtype=torch.bool)
+    for i, d in enumerate(ACTION_DIMS):
+        mask[i, :d] = True
+    task = torch.randint(len(tasks), (batch, 1)).expand(batch, T)
+    td = TensorDict(
+        {
+            "observation": torch.randn(batch, T, 128),
+            "action": (torch.rand(batch, T, 16) * 2 - 1) * mask[task],
+            "action_mask": mask[task],
+            "task": task,
+            "next": {"observation": torch.randn(batch, T, 128), "reward": torch.rand(batch, T, 1)},
+        },
+        batch_size=[batch, T],
+        device=device,
+    )
+    return 1.0 / _timeit(lambda: update(td.clone()), device)
+
+
+def bench_plan(size: str, n_envs: int, device: torch.device, compile_mode: str | None) -> float:
+    wm = NewtWorldModel(128, 16, size=size, task_embeddings=torch.randn(4, 512)).to(device)
+    planner = TDMPC2Planner(wm, discount=torch.full((4,), 0.99)).to(device)
+    plan = planner.plan
+    if compile_mode is not None:
+        plan = torch.compile(plan, mode=None if compile_mode == "default" else compile_mode, dynamic=False)
+    task = torch.arange(n_envs, device=device) % 4
+    mask = torch.zeros(n_envs, 16, dtype=torch.bool, device=device)
+    for i in range(n_envs):
+        mask[i, : ACTION_DIMS[i % 4]] = True
+    obs = torch.randn(n_envs, 128, device=device)
+    prev = torch.zeros(n_envs, 3, 16, device=device)
+    is_init = torch.zeros(n_envs, 1, dtype=torch.bool, device=device)
+    reps = 1 if n_envs >= 100 and device.type == "cpu" else 3
+    return 1000.0 * _timeit(lambda: plan(obs, task, mask, prev, is_init), device, min_reps=reps, min_time=0.0 if reps == 1 else 2.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--sizes", nargs="+", default=["S", "B"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[256, 1024])
+    parser.add_argument("--envs", nargs="+", type=int, default=[1, 4, 200])
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (and CUDA graphs on GPU)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    modes: list[str | None] = [None]
+    if args.compile:
+        modes.append("default")
+        if device.type == "cuda":
+            modes.append("reduce-overhead")
+    rows = []
+    for size in args.sizes:
+        for mode in modes:
+            label = "eager" if mode is None else ("compile" if mode == "default" else "compile+cudagraphs")
+            for b in args.batches:
+                v = bench_update(size, b, device, mode)
+                rows.append((size, "update", b, label, v, "updates/s"))
+                print(f"{size} update batch {b:5d} {label:18s} {v:9.2f} updates/s", flush=True)
+            for n in args.envs:
+                v = bench_plan(size, n, device, mode)
+                rows.append((size, "plan", n, label, v, "ms"))
+                print(f"{size} plan   envs  {n:5d} {label:18s} {v:9.1f} ms", flush=True)
+    name = device_label(device)
+    lines = [
+        f"# Throughput on {name}",
+        "",
+        f"torch {torch.__version__}, device `{device}`, fp32. Planner: 6 iterations x 512 samples, 64 elites, "
+        "24 policy trajectories, horizon 3. Reference = the reference implementation measured eagerly on the "
+        "same 2-core CPU kind (`performance-targets.md`); targets: >= 1.5x its update rate, <= 0.67x its "
+        "planning latency.",
+        "",
+        "| size | what | batch / envs | mode | value | unit | reference (CPU) | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size, what, x, label, v, unit in rows:
+        ref = REFERENCE_CPU.get((size, what, x)) if device.type == "cpu" else None
+        ratio = "" if ref is None else (f"{v / ref:.2f}x rate" if what == "update" else f"{v / ref:.2f}x latency")
+        lines.append(f"| {size} | {what} | {x} | {label} | {v:.2f} | {unit} | {ref if ref else ''} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    out = Path(args.out) if args.out else RESULTS / f"throughput_{device.type}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,477 @@
+"""Slurm launching with submitit: multi-node training jobs and single-task array jobs.
+
+* :class:`SlurmConfig` + :func:`make_executor`: a :class:`submitit.AutoExecutor` for a partition,
+  nodes x tasks-per-node (one process per GPU), GPUs per node, a time limit and array parallelism.
+* :class:`TrainJob`: the job callable. It runs a training entry point (by default
+  ``examples/newt_mmbench.py``'s ``main``) with a fixed, deterministic ``--output-dir``, adds
+  ``--resume`` whenever that folder holds a checkpoint, and writes ``result.json`` (atomically)
+  when training ends. It is a :class:`submitit.helpers.Checkpointable`: when Slurm signals a
+  time-out or a preemption, submitit calls :meth:`TrainJob.checkpoint`, requeues the job and the
+  requeued run resumes from the latest checkpoint (written atomically by the entry point, so a
+  kill during a write never leaves a truncated file). A run whose ``result.json`` exists returns it
+  without training again, so a requeue after completion never trains twice.
+* :func:`submit_training`: one (multi-node) data-parallel training job; every Slurm task runs the
+  entry point, which initialises ``torch.distributed`` from the submitit job environment
+  (:func:`~torchrl_newt.launch.init_distributed`).
+* :func:`submit_array` / :func:`collect_results`: one single-task run per array element
+  (:meth:`submitit.AutoExecutor.map_array`), skipping tasks already finished, then their results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import submitit
+
+try:  # the base class must exist at import time; submitit is an optional dependency
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover
+
+    class _Checkpointable:  # type: ignore[no-redef]
+        """Stand-in when submitit is missing (jobs cannot be submitted then)."""
+
+__all__ = [
+    "DEFAULT_ENTRY_POINT",
+    "RESULT_FILE",
+    "SlurmConfig",
+    "TrainJob",
+    "collect_results",
+    "load_entry_point",
+    "make_executor",
+    "read_result",
+    "submit_array",
+    "submit_training",
+    "task_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The training script run by default (its ``main(argv)``).
+DEFAULT_ENTRY_POINT = str(Path(__file__).resolve().parents[2] / "examples" / "newt_mmbench.py")
+#: Written in a run's output folder when it finishes; its presence marks the run as done.
+RESULT_FILE = "result.json"
+
+
+# ---------------------------------------------------------------------------------------- executors
+@dataclass
+class SlurmConfig:
+    """Slurm resources of a job (see ``sbatch`` for the meaning of each).
+
+    Attributes:
+        folder: where submitit writes job pickles and logs (``%j`` is the job id).
+        partition: Slurm partition (``None``: the cluster's default).
+        nodes: number of nodes.
+        tasks_per_node: processes per node (one per GPU for data-parallel training).
+        gpus_per_node: GPUs per node (``0`` for CPU jobs).
+        cpus_per_task: CPU cores per process.
+        timeout_min: time limit in minutes; Slurm signals the job ``signal_delay_s`` before it.
+        mem_gb: memory per node in GB (``None``: the cluster's default).
+        array_parallelism: at most this many array elements run at once.
+        job_name: Slurm job name.
+        signal_delay_s: seconds between the time-out signal and the kill (time for a checkpoint).
+        max_num_timeout: how many times a timed-out job is requeued.
+        additional: extra ``#SBATCH`` options, e.g. ``{"qos": "high", "account": "rl"}``.
+        cluster: submitit cluster: ``None`` (auto: Slurm when ``sbatch`` exists), ``"slurm"``,
+            ``"local"`` or ``"debug"`` (in-process, for debugging).
+
+    Examples:
+        >>> cfg = SlurmConfig("logs/%j", partition="gpu", nodes=2, tasks_per_node=8, gpus_per_node=8)
+        >>> p = cfg.executor_parameters()
+        >>> p["slurm_partition"], p["nodes"], p["tasks_per_node"], p["gpus_per_node"], p["timeout_min"]
+        ('gpu', 2, 8, 8, 240)
+    """
+
+    folder: str | os.PathLike = "slurm_logs/%j"
+    partition: str | None = None
+    nodes: int = 1
+    tasks_per_node: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int | None = None
+    timeout_min: int = 240
+    mem_gb: float | None = None
+    array_parallelism: int = 32
+    job_name: str = "newt"
+    signal_delay_s: int = 120
+    max_num_timeout: int = 10
+    additional: dict[str, Any] = field(default_factory=dict)
+    cluster: str | None = None
+
+    def executor_parameters(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`submitit.AutoExecutor.update_parameters`."""
+        params: dict[str, Any] = {
+            "name": self.job_name,
+            "nodes": self.nodes,
+            "tasks_per_node": self.tasks_per_node,
+            "timeout_min": self.timeout_min,
+            "slurm_array_parallelism": self.array_parallelism,
+            "slurm_signal_delay_s": self.signal_delay_s,
+        }
+        if self.gpus_per_node:
+            params["gpus_per_node"] = self.gpus_per_node
+        if self.cpus_per_task:
+            params["cpus_per_task"] = self.cpus_per_task
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
+        if self.partition:
+            params["slurm_partition"] = self.partition
+        if self.additional:
+            params["slurm_additional_parameters"] = dict(self.additional)
+        return params
+
+
+def make_executor(config: SlurmConfig) -> "submitit.AutoExecutor":
+    """A :class:`submitit.AutoExecutor` configured from ``config``.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     ex = make_executor(SlurmConfig(f"{d}/%j", cluster="debug", timeout_min=5))
+        ...     ex.cluster
+        'debug'
+    """
+    import submitit
+
+    executor = submitit.AutoExecutor(
+        folder=str(config.folder), cluster=config.cluster, slurm_max_num_timeout=config.max_num_timeout
+    )
+    params = config.executor_parameters()
+    if executor.cluster != "slurm":  # keep the options every executor understands
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    executor.update_parameters(**params)
+    return executor
+
+
+# ---------------------------------------------------------------------------------------- the job
+def load_entry_point(entry_point: str) -> Callable[[list[str]], Any]:
+    """The training function named by ``entry_point``: ``"path/to/script.py"`` (its ``main``),
+    ``"path/to/script.py:fn"`` or ``"package.module:fn"``.
+
+    Examples:
+        >>> load_entry_point("json:dumps")([1, 2])
+        '[1, 2]'
+    """
+    target, _, fn = entry_point.partition(":")
+    fn = fn or "main"
+    if target.endswith(".py"):
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"entry point script {path} does not exist")
+        name = "_newt_entry_" + re.sub(r"\W", "_", path.stem)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses and pickling look modules up by name
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    if not hasattr(module, fn):
+        raise AttributeError(f"entry point {entry_point!r}: {module.__name__} has no {fn!r}")
+    return getattr(module, fn)
+
+
+def task_dir(root: str | os.PathLike, task: str) -> Path:
+    """The deterministic output folder of a single-task run (a file-system-safe task name).
+
+    Examples:
+        >>> task_dir("runs", "mw-pick-place").as_posix()
+        'runs/mw-pick-place'
+        >>> task_dir("runs", "a/b c").as_posix()
+        'runs/a_b_c'
+    """
+    return Path(root) / re.sub(r"[^\w.\-]", "_", task)
+
+
+def _atomic_write_json(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_result(output_dir: str | os.PathLike) -> dict | None:
+    """The ``result.json`` of a finished run, or ``None`` while it is not finished.
+
+    Examples:
+        >>> read_result("/nonexistent") is None
+        True
+    """
+    path = Path(output_dir) / RESULT_FILE
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _set_option(argv: list[str], option: str, value: str | None) -> list[str]:
+    """``argv`` with ``option`` (and its value) replaced: ``--opt V``/``--opt=V`` forms removed."""
+    out: list[str] = []
+    skip = False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == option:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            skip = nxt is not None and not nxt.startswith("--") and value is not None
+            continue
+        if a.startswith(option + "="):
+            continue
+        out.append(a)
+    out.append(option)
+    if value is not None:
+        out.append(value)
+    return out
+
+
+class TrainJob(_Checkpointable):
+    """A preemption-safe training run: the submitit callable of :func:`submit_training` and
+    :func:`submit_array`.
+
+    Calling it (inside the job) imports ``imports``, registers ``custom_tasks``, then runs the
+    entry point's ``main(argv + ["--output-dir", output_dir] [+ ["--resume"]])``; ``--resume`` is
+    added when ``output_dir`` holds a checkpoint, so the first run and every requeued run use the
+    same callable. When training ends, rank 0 writes ``output_dir/result.json``; if that file is
+    there already, the call returns it without training.
+
+    Args:
+        argv: the entry point's command line (without ``--output-dir``/``--resume``).
+        output_dir: the run's folder (deterministic: requeued runs find their checkpoint there).
+
+    Keyword Args:
+        entry_point: see :func:`load_entry_point`. Defaults to ``examples/newt_mmbench.py``.
+        imports: modules imported first in the job (for example one that registers tasks).
+        custom_tasks: tasks to register in the job, ``{name: register_task kwargs}``.
+        threads: torch CPU threads; defaults to ``SLURM_CPUS_PER_TASK`` when set.
+
+    Examples:
+        >>> job = TrainJob(["--tasks", "walker-walk", "--frames", "1000"], "runs/walker-walk",
+        ...                custom_tasks={"short": {"base": "cartpole-balance", "episode_length": 12}})
+        >>> job.command()
+        ['--tasks', 'walker-walk', '--frames', '1000', '--output-dir', 'runs/walker-walk']
+        >>> job.checkpoint().function is job  # requeued as is: the next call resumes
+        True
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        output_dir: str | os.PathLike,
+        *,
+        entry_point: str = DEFAULT_ENTRY_POINT,
+        imports: Sequence[str] = (),
+        custom_tasks: Mapping[str, Mapping[str, Any]] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.argv = [str(a) for a in argv]
+        self.output_dir = str(output_dir)
+        self.entry_point = entry_point
+        self.imports = list(imports)
+        self.custom_tasks = {k: dict(v) for k, v in (custom_tasks or {}).items()}
+        self.threads = threads
+        for opt in ("--output-dir", "--resume"):
+            if any(a == opt or a.startswith(opt + "=") for a in self.argv):
+                raise ValueError(f"TrainJob sets {opt} itself; remove it from argv")
+
+    def command(self) -> list[str]:
+        """The entry point's argv for the next call (``--resume`` once a checkpoint exists)."""
+        from torchrl_newt.checkpoint import latest_checkpoint
+
+        argv = _set_option(list(self.argv), "--output-dir", self.output_dir)
+        if latest_checkpoint(self.output_dir) is not None:
+            argv = _set_option(argv, "--resume", None)
+        return argv
+
+    def setup(self) -> None:
+        """Imports and task registrations needed in the job process (idempotent)."""
+        import torch
+
+        for name in self.imports:
+            importlib.import_module(name)
+        if self.custom_tasks:
+            from torchrl_newt.envs import register_task
+
+            for name, kwargs in self.custom_tasks.items():
+                register_task(name, overwrite=True, **kwargs)
+        threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0) or 0)
+        if threads:
+            torch.set_num_threads(threads)
+
+    def for_task(self, task: str) -> "TrainJob":
+        """The single-task run of ``task``: ``--tasks task`` in ``task_dir(output_dir, task)``.
+
+        Examples:
+            >>> TrainJob(["--frames", "100"], "runs/sweep").for_task("walker-walk").command()
+            ['--frames', '100', '--tasks', 'walker-walk', '--output-dir', 'runs/sweep/walker-walk']
+        """
+        return TrainJob(
+            _set_option(list(self.argv), "--tasks", task),
+            task_dir(self.output_dir, task),
+            entry_point=self.entry_point,
+            imports=self.imports,
+            custom_tasks=self.custom_tasks,
+            threads=self.threads,
+        )
+
+    def __call__(self, task: str | None = None) -> dict:
+        """Run (or resume) training; with ``task``, run :meth:`for_task` (array elements)."""
+        if task is not None:
+            return self.for_task(task)()
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        done = read_result(self.output_dir)
+        if done is not None:
+            logger.info("%s is finished already; returning its result", self.output_dir)
+            return done
+        self.setup()
+        argv = self.command()
+        logger.info("running %s %s", self.entry_point, " ".join(argv))
+        out = load_entry_point(self.entry_point)(argv)
+        result = _summary(out)
+        from torchrl_newt.launch.distributed import is_main
+
+        if is_main():
+            _atomic_write_json(result, Path(self.output_dir) / RESULT_FILE)
+        return result
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> "submitit.helpers.DelayedSubmission":
+        """Called by submitit on time-out/preemption: requeue this same callable.
+
+        Nothing is saved here (the signal may arrive in the middle of an update); the entry
+        point's periodic atomic checkpoints are what the requeued run resumes from.
+        """
+        import submitit
+
+        logger.warning("time-out or preemption: requeueing %s (it resumes from its latest checkpoint)",
+                       self.output_dir)
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(output_dir={self.output_dir!r}, argv={self.argv})"
+
+
+def _summary(out: Any) -> dict:
+    """A JSON-friendly summary of the entry point's return value."""
+    if isinstance(out, Mapping) and "results" in out:
+        state = out.get("state", {})
+        return {
+            "results": out["results"],
+            "frames": int(state.get("frames", 0)),
+            "updates": int(state.get("updates", 0)),
+            "history": [{"frames": h["frames"], "mean_score": h["mean_score"]} for h in state.get("history", [])],
+        }
+    return {"results": out}
+
+
+# ---------------------------------------------------------------------------------------- submission
+def submit_training(
+    config: SlurmConfig,
+    argv: Sequence[str],
+    output_dir: str | os.PathLike,
+    **job_kwargs: Any,
+) -> "submitit.Job":
+    """Submit one data-parallel training job over ``config.nodes x config.tasks_per_node`` ranks.
+
+    Every rank runs the entry point, which initialises ``torch.distributed`` from the submitit
+    job environment, trains its share of the tasks and joins the all-reduces; rank 0 logs,
+    checkpoints to ``output_dir`` and writes ``result.json``. ``job.result()`` is rank 0's result.
+
+    Args:
+        config: Slurm resources.
+        argv: the entry point's arguments (without ``--output-dir``/``--resume``).
+        output_dir: the run's folder.
+        **job_kwargs: forwarded to :class:`TrainJob`.
+    """
+    executor = make_executor(config)
+    job = executor.submit(TrainJob(argv, output_dir, **job_kwargs))
+    logger.info("submitted training job %s (%d node(s) x %d task(s)) -> %s",
+                job.job_id, config.nodes, config.tasks_per_node, output_dir)
+    return job
+
+
+def submit_array(
+    config: SlurmConfig,
+    tasks: Sequence[str],
+    root: str | os.PathLike,
+    argv: Sequence[str] = (),
+    **job_kwargs: Any,
+) -> tuple[dict[str, "submitit.Job"], dict[str, dict]]:
+    """Submit one single-task run per task as a Slurm array (``config.array_parallelism`` at once).
+
+    Each run trains in ``task_dir(root, task)``. Tasks whose ``result.json`` exists are not
+    submitted again (their result is returned instead), so re-running a sweep only fills gaps.
+
+    Args:
+        config: Slurm resources of one array element (``nodes``/``tasks_per_node`` should be 1).
+        tasks: task names, one run each.
+        root: parent folder of the runs.
+        argv: the entry point's arguments shared by all runs (``--tasks`` is set per run).
+        **job_kwargs: forwarded to :class:`TrainJob`.
+
+    Returns:
+        ``(jobs, finished)``: the submitted jobs by task, and the results of tasks already done.
+    """
+    if config.nodes * config.tasks_per_node != 1:
+        raise ValueError("array elements are single-process runs: use nodes=1, tasks_per_node=1")
+    finished: dict[str, dict] = {}
+    todo: list[str] = []
+    for task in dict.fromkeys(tasks):
+        done = read_result(task_dir(root, task))
+        if done is None:
+            todo.append(task)
+        else:
+            finished[task] = done
+    jobs: dict[str, submitit.Job] = {}
+    if todo:
+        # one checkpointable callable for the whole array, one task argument per element
+        template = TrainJob(argv, root, **job_kwargs)
+        submitted = make_executor(config).map_array(template, todo)
+        jobs = dict(zip(todo, submitted))
+        logger.info("submitted array %s: %d run(s), %d already finished",
+                    submitted[0].job_id.split("_")[0], len(todo), len(finished))
+    else:
+        logger.info("all %d run(s) are finished already", len(finished))
+    return jobs, finished
+
+
+def collect_results(
+    jobs: Mapping[str, "submitit.Job"],
+    finished: Mapping[str, dict] | None = None,
+    *,
+    raise_on_error: bool = True,
+) -> dict[str, dict]:
+    """Wait for ``jobs`` and merge their results with ``finished`` (task order kept).
+
+    Args:
+        jobs: submitted jobs by task (from :func:`submit_array`).
+        finished: results known already.
+
+    Keyword Args:
+        raise_on_error: re-raise the first failed job's error; otherwise log it and leave the
+            task out.
+    """
+    results = dict(finished or {})
+    for task, job in jobs.items():
+        try:
+            results[task] = job.result()
+        except Exception as err:  # noqa: BLE001 - reported or re-raised
+            if raise_on_error:
+                raise
+            logger.error("task %s (job %s) failed: %s", task, job.job_id, err)
+    return results
