@@ -266,7 +266,8 @@ def domain_scores(results: dict[str, dict[str, float]]) -> dict[str, float]:
 def format_table(results: dict[str, dict[str, float]]) -> str:
     rows = [f"{'task':<28}{'domain':<16}{'score':>8}{'return':>10}{'success':>9}"]
     for task, r in results.items():
-        rows.append(f"{task:<28}{get_task(task).domain:<16}{r['score']:>8.3f}{r['return']:>10.1f}{r['success']:>9.2f}")
+        success = f"{r['success']:>9.2f}" if get_task(task).success_defined else f"{'-':>9}"
+        rows.append(f"{task:<28}{get_task(task).domain:<16}{r['score']:>8.3f}{r['return']:>10.1f}{success}")
     rows.append("-" * len(rows[0]))
     doms = domain_scores(results)
     for d, s in doms.items():
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.save_replay:
             ckpt["replay"] = online.state_dict()
         atomic_save(ckpt, ckpt_path)
+        state["checkpoint_frames"] = state["frames"]
         log.info("checkpoint written to %s", ckpt_path)
 
     plan = agent.planner
@@ -500,7 +502,8 @@ def main(argv: list[str] | None = None) -> dict:
         state["history"].append({"frames": state["frames"], "results": results,
                                  "mean_score": float(np.mean(list(domain_scores(results).values())))})
         plot_curve(state["history"], out_dir / "learning_curve.png")
-    save_checkpoint()
+    if state.get("checkpoint_frames") != state["frames"]:
+        save_checkpoint()
     eval_env.close()  # the collector closed the training env
     final = state["history"][-1]
     print(f"\nFinal evaluation after {state['frames']:,} env steps and {state['updates']:,} updates "

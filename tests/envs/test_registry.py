@@ -150,3 +150,13 @@ def test_facts_match_mmbench(shared_dir):
         for key in ("domain", "task", "action_repeat"):
             if key in t["source"] and t["source"].get("kind") == "dm_control":
                 assert spec.source[key] == t["source"][key], name
+
+
+def test_missing_simulator_names_the_pip_extra():
+    from torchrl_newt.envs import MissingDependencyError, make_env, register_domain, register_task
+
+    register_domain("test-missing-sim", lambda spec, **kw: None, extra="fancysim", requires=("no_such_module_xyz",))
+    register_task("test-missing-sim-task", domain="test-missing-sim", instruction="Do it", embodiment="A thing",
+                  obs_dim=3, action_dim=1, episode_length=10, base_domain="test-missing-sim", overwrite=True)
+    with pytest.raises(MissingDependencyError, match=r"test-missing-sim-task.*no_such_module_xyz.*\[fancysim\]"):
+        make_env(["test-missing-sim-task"])

@@ -15,6 +15,7 @@ from torchrl_newt.envs.registry import (
     list_tasks,
     register_domain,
     register_task,
+    require_installed,
 )
 from torchrl_newt.envs.base import RawTaskEnv
 from torchrl_newt.envs.factory import make_env, make_lane_env

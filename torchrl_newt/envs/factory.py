@@ -22,7 +22,7 @@ from torchrl.envs import (
 )
 
 from torchrl_newt.envs.base import RawTaskEnv
-from torchrl_newt.envs.registry import MissingDependencyError, TaskSpec, build_raw_task, get_domain, get_task
+from torchrl_newt.envs.registry import TaskSpec, build_raw_task, get_task, require_installed
 from torchrl_newt.envs.transforms import EpisodeScore, PadAction, PadObservation, TaskId
 
 __all__ = ["make_env", "make_lane_env"]
@@ -44,17 +44,6 @@ def _check_fits(spec: TaskSpec, obs_pad: int, action_pad: int) -> None:
         raise ValueError(f"task {spec.name!r} has obs_dim={spec.obs_dim} > obs_pad={obs_pad}")
     if spec.action_dim > action_pad:
         raise ValueError(f"task {spec.name!r} has action_dim={spec.action_dim} > action_pad={action_pad}")
-
-
-def _check_installed(specs: Sequence[TaskSpec]) -> None:
-    for domain in dict.fromkeys(s.builder_domain for s in specs):
-        info = get_domain(domain)
-        missing = info.missing()
-        if missing:
-            names = [s.name for s in specs if s.builder_domain == domain]
-            raise MissingDependencyError(
-                f"tasks {names} need {', '.join(missing)}; install them with `pip install torchrl_newt[{info.extra}]`"
-            )
 
 
 def make_lane_env(
@@ -173,7 +162,7 @@ def make_env(
     specs = _as_specs(tasks)
     for spec in specs:
         _check_fits(spec, obs_pad, action_pad)
-    _check_installed(specs)
+    require_installed(specs)
     n = len(specs)
     lane_kwargs = [
         dict(

@@ -38,6 +38,7 @@ __all__ = [
     "list_tasks",
     "register_domain",
     "register_task",
+    "require_installed",
 ]
 
 
@@ -444,6 +445,25 @@ def list_domains() -> list[str]:
     return sorted(set(_DOMAINS) | set(_DOMAIN_MODULES))
 
 
+def require_installed(tasks: Iterable[str | TaskSpec]) -> None:
+    """Raise :class:`MissingDependencyError` naming the pip extra if a task's simulator is missing.
+
+    Examples:
+        >>> require_installed(["walker-walk"])  # dm_control is installed here
+    """
+    specs = [get_task(t) for t in tasks]
+    for domain in dict.fromkeys(s.builder_domain for s in specs):
+        info = get_domain(domain)
+        missing = info.missing()
+        if missing:
+            names = [s.name for s in specs if s.builder_domain == domain]
+            raise MissingDependencyError(
+                f"{'task' if len(names) == 1 else 'tasks'} {', '.join(map(repr, names))} need{'s' if len(names) == 1 else ''} "
+                f"{', '.join(missing)}; install with `pip install torchrl_newt[{info.extra}]` "
+                f"(or `pip install -e .[{info.extra}]` from a checkout)"
+            )
+
+
 def build_raw_task(task: str | TaskSpec, **kwargs: Any) -> RawTask:
     """Build the raw single-task simulator of a task (no padding, masking or truncation).
 
@@ -451,14 +471,8 @@ def build_raw_task(task: str | TaskSpec, **kwargs: Any) -> RawTask:
         MissingDependencyError: the simulator is not installed; the message names the pip extra.
     """
     spec = get_task(task)
-    info = get_domain(spec.builder_domain)
-    missing = info.missing()
-    if missing:
-        raise MissingDependencyError(
-            f"task {spec.name!r} needs {', '.join(missing)}; install it with "
-            f"`pip install torchrl_newt[{info.extra}]` (or `pip install -e .[{info.extra}]` from a checkout)"
-        )
-    raw = info.builder(spec, **kwargs)
+    require_installed([spec])
+    raw = get_domain(spec.builder_domain).builder(spec, **kwargs)
     if spec.obs_dim is not None and raw.obs_dim != spec.obs_dim:
         raise RuntimeError(f"task {spec.name!r}: simulator gives obs_dim={raw.obs_dim}, registry says {spec.obs_dim}")
     if raw.action_dim != spec.action_dim:
