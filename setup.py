@@ -20,7 +20,7 @@ EXTRAS = {
     "vision": ["transformers>=4.45"],
     "slurm": ["submitit>=1.5"],
     "wandb": ["wandb"],
-    "test": ["pytest>=8", "pytest-xdist>=3"],
+    "test": ["pytest>=8", "pytest-xdist>=3", "wandb"],
 }
 EXTRAS["envs"] = sorted({r for k in ("dmc", "mujoco", "box2d", "arcade") for r in EXTRAS[k]})
 EXTRAS["all"] = sorted({r for k, v in EXTRAS.items() if k not in ("test", "wandb") for r in v})

@@ -5,7 +5,7 @@ deterministic evaluation, evaluates a uniformly random policy on the same task f
 and writes the curve (table + PNG) under ``benchmarks/results/``. This is a benchmark, not a
 test: it takes several minutes.
 
-    python benchmarks/learning.py                                  # cartpole-balance, 6k steps
+    python benchmarks/learning.py                                  # cartpole-balance, 5k steps
     python benchmarks/learning.py --task pendulum-swingup --frames 20000
 """
 
@@ -52,10 +52,10 @@ def random_policy_score(task: str, episodes: int, seed: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="cartpole-balance")
-    parser.add_argument("--frames", type=int, default=6_000)
-    parser.add_argument("--eval-every", type=int, default=1_000)
+    parser.add_argument("--frames", type=int, default=5_000)
+    parser.add_argument("--eval-every", type=int, default=2_500)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--utd", type=float, default=0.5)
+    parser.add_argument("--utd", type=float, default=0.25)
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more options for the example")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -66,7 +66,7 @@ def main() -> None:
         "--tasks", args.task, "--frames", str(args.frames), "--eval-every", str(args.eval_every),
         "--seed", str(args.seed), "--utd", str(args.utd), "--output-dir", str(out_dir), "--no-language",
         "--eval-episodes", "2", "--seed-episodes", "1", "--logger", "csv", "--quiet",
-        "--plan-samples", "256", "--plan-iterations", "4", "--plan-elites", "32", "--plan-pi-trajs", "12",
+        "--plan-samples", "128", "--plan-iterations", "4", "--plan-elites", "16", "--plan-pi-trajs", "8",
         *args.extra,
     ])
     elapsed = time.time() - t0
@@ -78,7 +78,7 @@ def main() -> None:
         f"# Learning: {args.task} ({device_label()})",
         "",
         f"Budget: {args.frames:,} env steps (action repeat {get_task(args.task).action_repeat}), UTD {args.utd}, "
-        f"model S, batch 256, planner 256 samples x 4 iterations; deterministic evaluation of 2 episodes every "
+        f"model S, batch 256, planner 128 samples x 4 iterations; deterministic evaluation of 2 episodes every "
         f"{args.eval_every:,} steps; wall time {elapsed / 60:.1f} min on {device}.",
         f"Random policy (5 episodes): score {rand:.3f}.",
         "",

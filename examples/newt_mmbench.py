@@ -9,15 +9,22 @@ and per-domain score table and where it wrote metrics, the learning-curve plot a
     python examples/newt_mmbench.py --tasks mmbench --size L --frames 100_000_000 --device cuda
     python examples/newt_mmbench.py --demos demos/ --pretrain-updates 200000  # BC pretraining first
     python examples/newt_mmbench.py --resume runs/newt    # continue from the latest checkpoint
+    torchrun --standalone --nproc-per-node 8 examples/newt_mmbench.py --tasks mmbench   # data-parallel
 
 The script composes library pieces like TorchRL's sota-implementations: ``make_env`` (masked
 multitask stack) -> ``Collector`` with the ``TDMPC2Planner`` policy -> ``MultitaskReplayBuffer``
 -> ``TDMPC2WorldModelLoss`` + ``TDMPC2ActorLoss`` (Adam, grad clipping, ``SoftUpdate``).
+
+Under ``torchrun`` or a multi-task Slurm/submitit job it trains data-parallel (``torchrl_newt.launch``):
+each rank steps its round-robin share of the tasks and samples its share of the batch, gradients are
+all-reduced, evaluation results are gathered, and rank 0 logs and checkpoints (docs/cluster.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import functools
 import logging
 import os
 import sys
@@ -40,6 +47,19 @@ from tqdm import tqdm
 from torchrl_newt.checkpoint import atomic_save, latest_checkpoint, load_checkpoint, rng_state, set_rng_state
 from torchrl_newt.data import MixedReplayBuffer, MultitaskReplayBuffer, add_demos, load_demos
 from torchrl_newt.envs import get_task, list_tasks, make_env, task_tensors
+from torchrl_newt.launch import (
+    DistributedContext,
+    all_reduce_grads,
+    broadcast_module,
+    cleanup,
+    gather_objects,
+    gather_results,
+    init_distributed,
+    is_distributed,
+    make_shard_env,
+    read_launch_env,
+    split_batch_size,
+)
 from torchrl_newt.modules import MODEL_SIZES, NewtWorldModel, TDMPC2Planner
 from torchrl_newt.objectives import TDMPC2ActorLoss, TDMPC2WorldModelLoss, assert_finite_losses
 
@@ -62,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--device", default="auto", help="training device: auto, cpu, cuda, cuda:1...")
     g.add_argument("--parallel-envs", action="store_true", help="step lanes in worker processes")
+    g.add_argument("--distributed", default="auto", choices=["auto", "off"],
+                   help="auto: data-parallel when launched with several processes (torchrun, Slurm/submitit)")
     g.add_argument("--output-dir", default="runs/newt", help="metrics, plot and checkpoints go here")
     g.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from a checkpoint file, or from OUTPUT_DIR/checkpoint.pt when given alone")
@@ -198,10 +220,16 @@ def model_parameters(agent: Agent) -> list[torch.nn.Parameter]:
     return [p for n, p in agent.world_model.named_parameters() if not n.startswith("policy.")]
 
 
-def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, args, pretrain: bool = False):
-    """One Newt update: world model + value, then policy prior, then target Q."""
+def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, args, pretrain: bool = False,
+                   grad_sync=None):
+    """One Newt update: world model + value, then policy prior, then target Q.
+
+    ``grad_sync(params)``, if given, runs after each backward pass and before clipping (data-parallel
+    training all-reduces the gradients there).
+    """
     wm_params = model_parameters(agent)
     pi_params = list(agent.world_model.policy.parameters())
+    sync = grad_sync or (lambda params: None)
 
     def update(batch: TensorDict) -> TensorDict:
         losses = agent.wm_loss(batch)
@@ -211,6 +239,7 @@ def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, arg
         model_optim.zero_grad(set_to_none=True)
         pi_optim.zero_grad(set_to_none=True)
         model_loss.backward()
+        sync(wm_params + pi_params if pretrain else wm_params)
         grad_norm = torch.nn.utils.clip_grad_norm_(wm_params, args.grad_clip)
         model_optim.step()
         out = losses.exclude("td_target")
@@ -222,6 +251,7 @@ def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, arg
             actor = agent.actor_loss(batch)
             pi_loss = actor["loss_pi"] + actor.get("loss_bc", torch.zeros((), device=model_loss.device))
             pi_loss.backward()
+            sync(pi_params)
             torch.nn.utils.clip_grad_norm_(pi_params, args.grad_clip)
             pi_optim.step()
             out.update(actor.select("loss_pi", "entropy", "q_scale"))
@@ -302,6 +332,21 @@ def plot_curve(history: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+# ---------------------------------------------------------------------------------------- distributed
+def setup_distributed(args) -> DistributedContext:
+    """Initialise torch.distributed when launched with several processes (``--distributed auto``)."""
+    if args.distributed == "off" or read_launch_env().world_size == 1:
+        return DistributedContext()
+    return init_distributed(device=args.device)
+
+
+def build_env(tasks: list[str], ctx: DistributedContext, seed: int, parallel: bool):
+    """All tasks in one process; with several ranks, this rank's tasks carrying their global task ids."""
+    if ctx.world_size == 1:
+        return make_env(tasks, seed=seed, parallel=parallel)
+    return make_shard_env(tasks, ctx.rank, ctx.world_size, seed=seed + 100_000 * ctx.rank, parallel=parallel)
+
+
 # ---------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
@@ -309,13 +354,20 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     tasks = resolve_tasks(args.tasks)
-    device = resolve_device(args.device)
+    owns_group = not is_distributed()  # destroy at the end only a process group started here
+    ctx = setup_distributed(args)
+    owns_group = owns_group and ctx.initialized
+    device = ctx.device if ctx.initialized else resolve_device(args.device)
     resolve_planner_args(args, device)
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     log.info("%d tasks on %s: %s", len(tasks), device, ", ".join(tasks[:8]) + (" ..." if len(tasks) > 8 else ""))
+    if ctx.initialized:
+        log.info("data-parallel rank %d/%d (%s)", ctx.rank, ctx.world_size, ctx.backend)
+        if not ctx.is_main:
+            args.quiet = True
 
     table = task_table(args, tasks, device)
     log.info("task conditioning: %s", "frozen CLIP text embeddings" if table is not None else "learnable embeddings")
@@ -324,15 +376,24 @@ def main(argv: list[str] | None = None) -> dict:
     log.info("world model size %s: %s learnable parameters", args.size, f"{n_params:,}")
     model_optim, pi_optim = make_optimizers(agent, args)
     updater = SoftUpdate(agent.wm_loss, tau=args.tau)
+    # data-parallel: same initial weights everywhere, then rank-specific randomness
+    batch_size = split_batch_size(args.batch_size, ctx.rank, ctx.world_size)
+    grad_sync = None
+    if ctx.initialized:
+        broadcast_module(agent)
+        torch.manual_seed(args.seed + ctx.rank)
+        np.random.seed(args.seed + ctx.rank)
+        grad_sync = functools.partial(all_reduce_grads, weight=batch_size / args.batch_size)
 
-    n = len(tasks)
-    env = make_env(tasks, seed=args.seed, parallel=args.parallel_envs)
+    env = build_env(tasks, ctx, args.seed, args.parallel_envs)
     env.append_transform(agent.planner.make_primer())
-    eval_env = make_env(tasks, seed=args.seed + 10_000, parallel=args.parallel_envs)
+    eval_env = build_env(tasks, ctx, args.seed + 10_000, args.parallel_envs)
     eval_env.append_transform(agent.planner.make_primer())
+    local_tasks = env.task_names
+    n = len(local_tasks)
 
     online = MultitaskReplayBuffer(
-        args.replay_capacity, slice_len=args.horizon, mode=args.sampling, device=device, batch_size=args.batch_size
+        args.replay_capacity, slice_len=args.horizon, mode=args.sampling, device=device, batch_size=batch_size
     )
     replay = online
     demo_buffer = None
@@ -340,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
         demos = load_demos(_expand_demo_paths(args.demos), tasks)
         demo_buffer = MultitaskReplayBuffer(max(len(demos) * 1001, 1000), slice_len=args.horizon, device=device)
         add_demos(demo_buffer, demos)
-        replay = MixedReplayBuffer(online, demo_buffer, demo_fraction=0.5, batch_size=args.batch_size)
+        replay = MixedReplayBuffer(online, demo_buffer, demo_fraction=0.5, batch_size=batch_size)
         agent.planner.set_prior_weight(1.0)
         log.info("loaded %d demonstration episodes", len(demos))
 
@@ -359,14 +420,19 @@ def main(argv: list[str] | None = None) -> dict:
             model_optim.load_state_dict(ckpt["model_optim"])
             pi_optim.load_state_dict(ckpt["pi_optim"])
             state.update(ckpt["state"])
-            set_rng_state(ckpt["rng"])
-            if "replay" in ckpt:
+            rngs = ckpt.get("rng_ranks")
+            set_rng_state(rngs[ctx.rank] if rngs and len(rngs) == ctx.world_size else ckpt["rng"])
+            if "replay" in ckpt and ctx.is_main:  # other ranks' replay is not saved: they refill theirs
                 online.load_state_dict(ckpt["replay"])
             log.info("resumed from %s at %d frames, %d updates", path, state["frames"], state["updates"])
 
     exp_logger = None
-    if args.logger != "none":
-        kw = {"mode": args.wandb_mode, "project": "torchrl_newt"} if args.logger == "wandb" else {}
+    if args.logger != "none" and ctx.is_main:
+        kw = {}
+        if args.logger == "wandb":
+            if importlib.util.find_spec("wandb") is None:
+                raise ModuleNotFoundError("--logger wandb needs wandb: pip install -e .[wandb]")
+            kw["wandb_kwargs"] = {"mode": args.wandb_mode, "project": "torchrl_newt", "offline": args.wandb_mode == "offline"}
         exp_logger = get_logger(args.logger, logger_name=str(out_dir / "logs"), experiment_name=args.exp_name, **kw)
 
     def log_metrics(metrics: dict, step: int) -> None:
@@ -375,15 +441,21 @@ def main(argv: list[str] | None = None) -> dict:
                 exp_logger.log_scalar(k, float(v), step=step)
 
     def save_checkpoint() -> None:
+        rngs = gather_objects(rng_state())  # every rank takes part; rank 0 writes
+        if not ctx.is_main:
+            state["checkpoint_frames"] = state["frames"]  # keep the ranks' states (and decisions) equal
+            return
         ckpt = {
             "agent": agent.state_dict(),
             "model_optim": model_optim.state_dict(),
             "pi_optim": pi_optim.state_dict(),
             "state": state,
-            "rng": rng_state(),
+            "rng": rngs[0],
             "tasks": tasks,
             "args": vars(args),
         }
+        if ctx.initialized:
+            ckpt["rng_ranks"] = rngs
         if args.save_replay:
             ckpt["replay"] = online.state_dict()
         atomic_save(ckpt, ckpt_path)
@@ -398,7 +470,7 @@ def main(argv: list[str] | None = None) -> dict:
     # ----------------------------------------------------------------- pretraining on demos
     if demo_buffer is not None and state["pretrain_updates"] < args.pretrain_updates:
         agent.wm_loss.bc_coef = 1.0
-        pre_update = make_update_fn(agent, model_optim, pi_optim, updater, args, pretrain=True)
+        pre_update = make_update_fn(agent, model_optim, pi_optim, updater, args, pretrain=True, grad_sync=grad_sync)
         base_lrs = [g["lr"] for o in (model_optim, pi_optim) for g in o.param_groups]
         bar = tqdm(total=args.pretrain_updates, initial=state["pretrain_updates"], desc="pretrain", disable=args.quiet,
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -406,7 +478,7 @@ def main(argv: list[str] | None = None) -> dict:
             frac = min(1.0, (state["pretrain_updates"] + 1) / max(args.warmup_updates, 1))
             for g, lr in zip([g for o in (model_optim, pi_optim) for g in o.param_groups], base_lrs):
                 g["lr"] = lr * frac
-            metrics = pre_update(demo_buffer.sample(args.batch_size))
+            metrics = pre_update(demo_buffer.sample(batch_size))
             assert_finite_losses(metrics, state["pretrain_updates"])
             state["pretrain_updates"] += 1
             bar.update(1)
@@ -416,20 +488,24 @@ def main(argv: list[str] | None = None) -> dict:
         agent.wm_loss.bc_coef = 0.0
         save_checkpoint()
 
-    update = make_update_fn(agent, model_optim, pi_optim, updater, args)
+    update = make_update_fn(agent, model_optim, pi_optim, updater, args, grad_sync=grad_sync)
     if args.compile:
         update = torch.compile(update)
 
     # ----------------------------------------------------------------- online training
-    seed_frames = args.seed_episodes * max(get_task(t).episode_length for t in tasks) * n if demo_buffer is None else 0
-    frames_per_batch = n * 10
+    # frames count the env steps of all ranks; every rank runs the same number of collector iterations
+    seed_frames = (args.seed_episodes * max(get_task(t).episode_length for t in tasks) * len(tasks)
+                   if demo_buffer is None else 0)
+    frames_per_batch = n * 10  # this rank's lanes
+    global_frames_per_batch = len(tasks) * 10
     remaining = max(args.frames - state["frames"], 0)
+    seed_iters = -(-max(seed_frames - state["frames"], 0) // global_frames_per_batch)
     collector = Collector(
         env,
         plan,
         frames_per_batch=frames_per_batch,
-        total_frames=-(-remaining // frames_per_batch) * frames_per_batch if remaining else frames_per_batch,
-        init_random_frames=max(seed_frames - state["frames"], 0),
+        total_frames=-(-remaining // global_frames_per_batch) * frames_per_batch if remaining else frames_per_batch,
+        init_random_frames=seed_iters * frames_per_batch,
         policy_device=device,
         storing_device=device,
         exploration_type=ExplorationType.RANDOM,
@@ -444,8 +520,8 @@ def main(argv: list[str] | None = None) -> dict:
     for batch in collector if remaining else []:
         batch["action"] = batch["action"] * batch["action_mask"]  # masked dims exactly zero in replay
         online.extend(batch)
-        state["frames"] += batch.numel()
-        bar.update(batch.numel())
+        state["frames"] += global_frames_per_batch
+        bar.update(global_frames_per_batch)
         done = batch["next", "done"].squeeze(-1)
         if done.any():
             scores = batch["next", "score"].squeeze(-1)[done]
@@ -465,10 +541,10 @@ def main(argv: list[str] | None = None) -> dict:
                 # burst of updates on the seeding data, as TD-MPC2 does
                 state["update_credit"] += args.utd * state["frames"]
             else:
-                state["update_credit"] += args.utd * batch.numel()
+                state["update_credit"] += args.utd * global_frames_per_batch
             metrics = None
             while state["update_credit"] >= 1.0:
-                sample = replay.sample(args.batch_size)
+                sample = replay.sample(batch_size)
                 metrics = update(sample)
                 assert_finite_losses(metrics, state["updates"])
                 if args.sampling == "prioritized":
@@ -482,14 +558,15 @@ def main(argv: list[str] | None = None) -> dict:
 
         if state["frames"] - last_eval >= args.eval_every or state["frames"] >= args.frames:
             last_eval = state["frames"]
-            results = evaluate(eval_env, plan, tasks, args.eval_episodes)
+            results = gather_results(evaluate(eval_env, plan, local_tasks, args.eval_episodes), order=tasks)
             mean = float(np.mean(list(domain_scores(results).values())))
             state["history"].append({"frames": state["frames"], "results": results, "mean_score": mean})
             log_metrics({f"eval/score/{t}": r["score"] for t, r in results.items()}, state["frames"])
             log_metrics({f"eval/domain/{d}": s for d, s in domain_scores(results).items()}, state["frames"])
             log_metrics({"eval/mmbench_score": mean, "time/elapsed_s": time.time() - t0}, state["frames"])
             log.info("eval at %d frames (%d updates): mean score %.3f", state["frames"], state["updates"], mean)
-            plot_curve(state["history"], out_dir / "learning_curve.png")
+            if ctx.is_main:
+                plot_curve(state["history"], out_dir / "learning_curve.png")
             if len(state["history"]) % args.checkpoint_every == 0:
                 save_checkpoint()
             collector.update_policy_weights_()
@@ -498,14 +575,19 @@ def main(argv: list[str] | None = None) -> dict:
     bar.close()
     collector.shutdown()
     if not state["history"]:
-        results = evaluate(eval_env, plan, tasks, args.eval_episodes)
+        results = gather_results(evaluate(eval_env, plan, local_tasks, args.eval_episodes), order=tasks)
         state["history"].append({"frames": state["frames"], "results": results,
                                  "mean_score": float(np.mean(list(domain_scores(results).values())))})
-        plot_curve(state["history"], out_dir / "learning_curve.png")
+        if ctx.is_main:
+            plot_curve(state["history"], out_dir / "learning_curve.png")
     if state.get("checkpoint_frames") != state["frames"]:
         save_checkpoint()
     eval_env.close()  # the collector closed the training env
     final = state["history"][-1]
+    if owns_group:
+        cleanup()
+    if not ctx.is_main:
+        return {"results": final["results"], "state": state}
     print(f"\nFinal evaluation after {state['frames']:,} env steps and {state['updates']:,} updates "
           f"({time.time() - t0:.0f} s on {device}):\n")
     print(format_table(final["results"]))

@@ -17,6 +17,7 @@ Elements are requeued on time-out/preemption and resume from their checkpoints. 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-name", default="newt-array")
     p.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"], help="default: auto")
     p.add_argument("--entry-point", default=DEFAULT_ENTRY_POINT)
-    p.add_argument("--import", dest="imports", action="append", default=[])
+    p.add_argument("--import", dest="imports", action="append", default=[],
+                   help="module imported first, here and in the jobs (e.g. one registering custom tasks)")
     p.add_argument("--no-wait", action="store_true", help="submit and exit (re-run later to collect)")
     return p
 
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     ours, train_argv = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = build_parser().parse_args(ours)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for module in args.imports:  # here too: custom tasks must resolve before submission
+        importlib.import_module(module)
     config = SlurmConfig(
         folder=args.folder, partition=args.partition, gpus_per_node=args.gpus_per_node,
         cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, timeout_min=args.time,

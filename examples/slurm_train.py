@@ -17,6 +17,7 @@ go to the training script.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"], help="default: auto")
     p.add_argument("--entry-point", default=DEFAULT_ENTRY_POINT, help="script.py[:fn] or module:fn")
     p.add_argument("--import", dest="imports", action="append", default=[],
-                   help="module imported in the job first (e.g. one registering custom tasks)")
+                   help="module imported first, here and in the job (e.g. one registering custom tasks)")
     p.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     return p
 
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     ours, train_argv = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = build_parser().parse_args(ours)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for module in args.imports:  # here too: custom tasks must resolve before submission
+        importlib.import_module(module)
     config = SlurmConfig(
         folder=args.folder, partition=args.partition, nodes=args.nodes, tasks_per_node=args.tasks_per_node,
         gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(f"submitted job {job.job_id}; logs in {job.paths.stdout.parent}; output in {args.output_dir}")
     if not args.wait:
         return None
-    result = job.result()
+    result = job.results()[0]  # one result per Slurm task: rank 0's first
     print(json.dumps(result["results"], indent=1))
     return result
 

@@ -134,3 +134,50 @@ def test_example_rejects_unknown_task():
     example = _load_example()
     with pytest.raises(KeyError, match="Did you mean"):
         example.main(["--tasks", "walker-wlak", "--frames", "10"])
+
+
+def _short_tasks():
+    for name, base in (("test-cartpole-short", "cartpole-balance"), ("test-reacher-short", "reacher-easy")):
+        register_task(name, base=base, episode_length=12, overwrite=True)
+    return ["test-cartpole-short", "test-reacher-short"]
+
+
+SMALL_ARGS = ["--quiet", "--plan-samples", "32", "--plan-elites", "4", "--plan-pi-trajs", "4",
+              "--plan-iterations", "2", "--batch-size", "8", "--no-language"]
+
+
+def test_training_example_pretrains_on_demo_files(tmp_path):
+    """Demo files -> BC + world-model pretraining -> online training with half-demo batches."""
+    from torchrl_newt.data import save_demos
+
+    tasks = _short_tasks()
+    env = make_env(tasks, seed=3)
+    td = env.rollout(12, break_when_any_done=False)  # one full random episode per lane
+    env.close()
+    episodes = []
+    for lane in range(len(tasks)):
+        ep = td[lane]
+        episodes.append({
+            "observation": torch.cat([ep["observation"], ep["next", "observation"][-1:]]),
+            "action": ep["action"] * ep["action_mask"],
+            "reward": ep["next", "reward"].squeeze(-1),
+            "action_mask": ep["action_mask"][0],
+            "task": lane,
+        })
+    demo_file = save_demos(tmp_path / "demos" / "random.pt", episodes, tasks)
+    example = _load_example()
+    out = example.main(["--tasks", ",".join(tasks), "--output-dir", str(tmp_path / "run"), "--frames", "48",
+                        "--eval-every", "48", "--demos", str(demo_file.parent), "--pretrain-updates", "6",
+                        "--warmup-updates", "3", *SMALL_ARGS])
+    assert out["state"]["pretrain_updates"] == 6
+    assert out["state"]["updates"] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb is not installed (pip install -e .[wandb])")
+def test_training_example_logs_to_wandb_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    example = _load_example()
+    example.main(["--tasks", ",".join(_short_tasks()), "--output-dir", str(tmp_path / "run"), "--frames", "48",
+                  "--eval-every", "48", "--logger", "wandb", "--wandb-mode", "offline", *SMALL_ARGS])
+    assert list(tmp_path.rglob("*.wandb")), "no offline wandb run was written"

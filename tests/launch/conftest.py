@@ -20,7 +20,8 @@ LOCAL_CONF = Path(os.environ.get("SLURM_LOCAL_DIR", "/tmp/torchrl_newt_slurm")) 
 
 def _sinfo_ok(env: dict[str, str]) -> bool:
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%a %t"], env=env, capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["sinfo", "-h", "-o", "%a %t"], env=env, capture_output=True, text=True, timeout=20,
+                             check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and any(
@@ -38,14 +39,17 @@ def slurm_cluster():
         yield os.environ.get("SLURM_CONF", "")
         return
     env = dict(os.environ, SLURM_CONF=str(LOCAL_CONF))
+    # stop it at the end only if this session started its daemons (another session may share it)
+    running = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, timeout=60, check=False).returncode == 0
     started = False
-    if not _sinfo_ok(env):
+    if not running or not _sinfo_ok(env):
         if os.geteuid() != 0 or shutil.which("slurmctld") is None:
             pytest.skip("no Slurm cluster answers sinfo, and the local one needs root and slurm-wlm")
-        proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=120,
+                              check=False)
         if proc.returncode != 0 or not _sinfo_ok(env):
             pytest.skip(f"could not start the local Slurm cluster: {proc.stderr[-500:]}")
-        started = True
+        started = not running
     old = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(LOCAL_CONF)
     try:
@@ -56,4 +60,4 @@ def slurm_cluster():
         else:
             os.environ["SLURM_CONF"] = old
         if started:
-            subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=120)
+            subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=120, check=False)

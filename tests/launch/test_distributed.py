@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -36,7 +37,8 @@ def _clean_env() -> dict[str, str]:
 def _torchrun(nproc: int, script: Path, *args: str, timeout: float = 150.0) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            str(script), *args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=timeout,
+                          check=False)
     if proc.returncode != 0:
         raise AssertionError(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -45,7 +47,7 @@ def _torchrun(nproc: int, script: Path, *args: str, timeout: float = 150.0) -> s
 def test_split_helpers_cover_everything_once():
     tasks = [f"t{i}" for i in range(7)]
     shards = [split_tasks(tasks, r, 3) for r in range(3)]
-    assert sorted(sum(shards, [])) == sorted(tasks)
+    assert sorted(t for shard in shards for t in shard) == sorted(tasks)
     assert sum(split_batch_size(10, r, 3) for r in range(3)) == 10
     with pytest.raises(ValueError, match="at least one task"):
         split_tasks(tasks[:2], 0, 3)
@@ -61,7 +63,7 @@ def test_launch_env_torchrun_beats_slurm_and_batch_scripts_are_single():
 
 
 def test_task_index_map_spec():
-    from torchrl.data import Composite, Categorical
+    from torchrl.data import Categorical, Composite
 
     t = TaskIndexMap([2, 0], num_tasks=5)
     spec = t.transform_observation_spec(Composite(task=Categorical(2, shape=(2,), dtype=torch.int64), shape=(2,)))
@@ -87,7 +89,34 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     torch.set_num_threads(1)
     single = worker.train(0, 1, exact=True)
     for k, v in single.items():
-        torch.testing.assert_close(r0["exact"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(r0["exact"][k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     initial = worker.train(0, 1, exact=True, steps=0)
     moved = [k for k, v in initial.items() if v.is_floating_point() and not torch.equal(v, single[k])]
     assert any("encoder" in k for k in moved) and any("policy" in k for k in moved) and any("target" in k for k in moved)
+
+
+@pytest.mark.distributed
+@pytest.mark.dmc
+def test_training_example_data_parallel_under_torchrun(tmp_path):
+    """The example on 3 short tasks over 2 ranks (2 + 1 lanes): one gathered score table, rank 0
+    checkpoints (with both ranks' RNG states), and a torchrun relaunch resumes."""
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    tasks = "test-cartpole-short,test-reacher-short,test-finger-short"
+    common = ["--tasks", tasks, "--output-dir", str(tmp_path / "run"), "--quiet", "--plan-samples", "32",
+              "--plan-elites", "4", "--plan-pi-trajs", "4", "--plan-iterations", "2", "--batch-size", "8",
+              "--eval-every", "60", "--no-language", "--seed-episodes", "1"]
+    out = tmp_path / "out"
+    proc = _torchrun(2, HERE / "example_worker.py", str(out), "--", *common, "--frames", "120")
+    assert "data-parallel rank 1/2 (gloo)" in proc.stderr
+    r0, r1 = (json.loads(Path(f"{out}.rank{r}").read_text()) for r in range(2))
+    assert r0 == r1  # every rank ends with the same gathered table and counters
+    assert list(r0["results"]) == tasks.split(",")  # global task order, from both ranks
+    assert r0["frames"] == 120 and r0["updates"] > 0 and r0["history"] == 2
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert ckpt["tasks"] == tasks.split(",") and len(ckpt["rng_ranks"]) == 2
+    assert ckpt["agent"]["world_model.task_embedding.weight"].shape[0] == 3  # the full task table
+    assert (tmp_path / "run" / "learning_curve.png").is_file()
+    _torchrun(2, HERE / "example_worker.py", str(out), "--", *common, "--frames", "180", "--resume")
+    resumed = json.loads(Path(f"{out}.rank1").read_text())
+    assert resumed["frames"] == 180 and resumed["history"] == 3 and resumed["updates"] > r0["updates"]

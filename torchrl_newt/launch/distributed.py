@@ -24,8 +24,9 @@ import datetime
 import logging
 import os
 import re
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -96,7 +97,7 @@ class DistributedContext:
     world_size: int = 1
     local_rank: int = 0
     backend: str | None = None
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     launcher: str = "none"
 
     @property

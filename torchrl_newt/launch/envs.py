@@ -9,7 +9,8 @@ then see the same ids as in a single-process run. :func:`make_shard_env` compose
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase

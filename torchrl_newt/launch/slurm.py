@@ -25,11 +25,13 @@ import json
 import logging
 import os
 import re
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import submitit
@@ -43,6 +45,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_ENTRY_POINT",
+    "JOB_FILE",
     "RESULT_FILE",
     "SlurmConfig",
     "TrainJob",
@@ -61,6 +64,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_ENTRY_POINT = str(Path(__file__).resolve().parents[2] / "examples" / "newt_mmbench.py")
 #: Written in a run's output folder when it finishes; its presence marks the run as done.
 RESULT_FILE = "result.json"
+#: Written in a run's output folder at submission: the Slurm job id and submitit folder.
+JOB_FILE = "job.json"
 
 
 # ---------------------------------------------------------------------------------------- executors
@@ -82,6 +87,10 @@ class SlurmConfig:
         signal_delay_s: seconds between the time-out signal and the kill (time for a checkpoint).
         max_num_timeout: how many times a timed-out job is requeued.
         additional: extra ``#SBATCH`` options, e.g. ``{"qos": "high", "account": "rl"}``.
+        setup: shell lines run in the job before the training processes start (module loads,
+            ``source venv/bin/activate``...). With ``cpus_per_task``, ``OMP_NUM_THREADS`` is
+            exported to it unless a line sets it (OpenMP pools sized for the whole node make
+            processes sharing a node oversubscribe its cores badly).
         cluster: submitit cluster: ``None`` (auto: Slurm when ``sbatch`` exists), ``"slurm"``,
             ``"local"`` or ``"debug"`` (in-process, for debugging).
 
@@ -90,6 +99,8 @@ class SlurmConfig:
         >>> p = cfg.executor_parameters()
         >>> p["slurm_partition"], p["nodes"], p["tasks_per_node"], p["gpus_per_node"], p["timeout_min"]
         ('gpu', 2, 8, 8, 240)
+        >>> SlurmConfig(cpus_per_task=4).executor_parameters()["slurm_setup"]
+        ['export OMP_NUM_THREADS=4']
     """
 
     folder: str | os.PathLike = "slurm_logs/%j"
@@ -105,6 +116,7 @@ class SlurmConfig:
     signal_delay_s: int = 120
     max_num_timeout: int = 10
     additional: dict[str, Any] = field(default_factory=dict)
+    setup: list[str] = field(default_factory=list)
     cluster: str | None = None
 
     def executor_parameters(self) -> dict[str, Any]:
@@ -127,10 +139,15 @@ class SlurmConfig:
             params["slurm_partition"] = self.partition
         if self.additional:
             params["slurm_additional_parameters"] = dict(self.additional)
+        setup = list(self.setup)
+        if self.cpus_per_task and not any("OMP_NUM_THREADS" in line for line in setup):
+            setup.append(f"export OMP_NUM_THREADS={self.cpus_per_task}")
+        if setup:
+            params["slurm_setup"] = setup
         return params
 
 
-def make_executor(config: SlurmConfig) -> "submitit.AutoExecutor":
+def make_executor(config: SlurmConfig) -> submitit.AutoExecutor:
     """A :class:`submitit.AutoExecutor` configured from ``config``.
 
     Examples:
@@ -230,7 +247,7 @@ def _set_option(argv: list[str], option: str, value: str | None) -> list[str]:
             continue
         if a == option:
             nxt = argv[i + 1] if i + 1 < len(argv) else None
-            skip = nxt is not None and not nxt.startswith("--") and value is not None
+            skip = nxt is not None and not nxt.startswith("-")
             continue
         if a.startswith(option + "="):
             continue
@@ -310,11 +327,11 @@ class TrainJob(_Checkpointable):
 
             for name, kwargs in self.custom_tasks.items():
                 register_task(name, overwrite=True, **kwargs)
-        threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0) or 0)
+        threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0)
         if threads:
             torch.set_num_threads(threads)
 
-    def for_task(self, task: str) -> "TrainJob":
+    def for_task(self, task: str) -> TrainJob:
         """The single-task run of ``task``: ``--tasks task`` in ``task_dir(output_dir, task)``.
 
         Examples:
@@ -339,18 +356,19 @@ class TrainJob(_Checkpointable):
         if done is not None:
             logger.info("%s is finished already; returning its result", self.output_dir)
             return done
+        from torchrl_newt.launch.distributed import read_launch_env
+
+        rank = read_launch_env().rank  # read before: the entry point may tear its process group down
         self.setup()
         argv = self.command()
         logger.info("running %s %s", self.entry_point, " ".join(argv))
         out = load_entry_point(self.entry_point)(argv)
         result = _summary(out)
-        from torchrl_newt.launch.distributed import is_main
-
-        if is_main():
+        if rank == 0:
             _atomic_write_json(result, Path(self.output_dir) / RESULT_FILE)
         return result
 
-    def checkpoint(self, *args: Any, **kwargs: Any) -> "submitit.helpers.DelayedSubmission":
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Called by submitit on time-out/preemption: requeue this same callable.
 
         Nothing is saved here (the signal may arrive in the middle of an update); the entry
@@ -385,12 +403,13 @@ def submit_training(
     argv: Sequence[str],
     output_dir: str | os.PathLike,
     **job_kwargs: Any,
-) -> "submitit.Job":
+) -> submitit.Job:
     """Submit one data-parallel training job over ``config.nodes x config.tasks_per_node`` ranks.
 
     Every rank runs the entry point, which initialises ``torch.distributed`` from the submitit
     job environment, trains its share of the tasks and joins the all-reduces; rank 0 logs,
-    checkpoints to ``output_dir`` and writes ``result.json``. ``job.result()`` is rank 0's result.
+    checkpoints to ``output_dir`` and writes ``result.json``. ``job.results()`` holds one result per
+    rank (all equal: the gathered score table), rank 0's first.
 
     Args:
         config: Slurm resources.
@@ -411,11 +430,13 @@ def submit_array(
     root: str | os.PathLike,
     argv: Sequence[str] = (),
     **job_kwargs: Any,
-) -> tuple[dict[str, "submitit.Job"], dict[str, dict]]:
+) -> tuple[dict[str, submitit.Job], dict[str, dict]]:
     """Submit one single-task run per task as a Slurm array (``config.array_parallelism`` at once).
 
     Each run trains in ``task_dir(root, task)``. Tasks whose ``result.json`` exists are not
-    submitted again (their result is returned instead), so re-running a sweep only fills gaps.
+    submitted again (their result is returned instead), and tasks whose recorded job
+    (``job.json``) is still queued or running are re-attached instead of submitted twice, so
+    re-running a sweep only fills gaps.
 
     Args:
         config: Slurm resources of one array element (``nodes``/``tasks_per_node`` should be 1).
@@ -425,33 +446,61 @@ def submit_array(
         **job_kwargs: forwarded to :class:`TrainJob`.
 
     Returns:
-        ``(jobs, finished)``: the submitted jobs by task, and the results of tasks already done.
+        ``(jobs, finished)``: the jobs by task (new or still running), and the results of tasks
+        already done.
     """
     if config.nodes * config.tasks_per_node != 1:
         raise ValueError("array elements are single-process runs: use nodes=1, tasks_per_node=1")
     finished: dict[str, dict] = {}
+    jobs: dict[str, submitit.Job] = {}
     todo: list[str] = []
     for task in dict.fromkeys(tasks):
-        done = read_result(task_dir(root, task))
-        if done is None:
-            todo.append(task)
-        else:
+        out = task_dir(root, task)
+        done = read_result(out)
+        if done is not None:
             finished[task] = done
-    jobs: dict[str, submitit.Job] = {}
+        elif (active := _active_job(out)) is not None:
+            jobs[task] = active  # submitted earlier and still queued or running: do not duplicate
+        else:
+            todo.append(task)
     if todo:
         # one checkpointable callable for the whole array, one task argument per element
         template = TrainJob(argv, root, **job_kwargs)
-        submitted = make_executor(config).map_array(template, todo)
-        jobs = dict(zip(todo, submitted))
-        logger.info("submitted array %s: %d run(s), %d already finished",
-                    submitted[0].job_id.split("_")[0], len(todo), len(finished))
+        executor = make_executor(config)
+        submitted = executor.map_array(template, todo)
+        for task, job in zip(todo, submitted):
+            jobs[task] = job
+            _atomic_write_json({"job_id": job.job_id, "folder": str(config.folder), "cluster": executor.cluster},
+                               task_dir(root, task) / JOB_FILE)
+        logger.info("submitted array %s: %d run(s); %d running already, %d finished",
+                    submitted[0].job_id.split("_")[0], len(todo), len(jobs) - len(todo), len(finished))
     else:
-        logger.info("all %d run(s) are finished already", len(finished))
+        logger.info("nothing to submit: %d run(s) running, %d finished", len(jobs), len(finished))
     return jobs, finished
 
 
+def _active_job(output_dir: Path) -> submitit.Job | None:
+    """The Slurm job recorded in ``output_dir/job.json`` if Slurm still has it pending or running."""
+    path = output_dir / JOB_FILE
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    if info.get("cluster") != "slurm":
+        return None
+    try:
+        state = subprocess.run(["squeue", "-h", "-j", info["job_id"], "-o", "%T"], capture_output=True,
+                               text=True, timeout=60, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED"):
+        return None
+    import submitit
+
+    return submitit.SlurmJob(folder=info["folder"], job_id=info["job_id"])
+
+
 def collect_results(
-    jobs: Mapping[str, "submitit.Job"],
+    jobs: Mapping[str, submitit.Job],
     finished: Mapping[str, dict] | None = None,
     *,
     raise_on_error: bool = True,
@@ -470,7 +519,7 @@ def collect_results(
     for task, job in jobs.items():
         try:
             results[task] = job.result()
-        except Exception as err:  # noqa: BLE001 - reported or re-raised
+        except Exception as err:
             if raise_on_error:
                 raise
             logger.error("task %s (job %s) failed: %s", task, job.job_id, err)
