@@ -17,24 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchmarks_common import cpu_name  # noqa: E402  (benchmarks/ is the script's folder)
 
 log = logging.getLogger("arcade_speed")
-
-
-def cpu_name() -> str:
-    """The CPU model from ``/proc/cpuinfo`` (``"unknown-cpu"`` where unavailable).
-
-    Examples:
-        >>> isinstance(cpu_name(), str)
-        True
-    """
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown-cpu"
 
 
 def steps_per_second(task: str, steps: int = 5000, seed: int = 0) -> float:

@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")  # before torchrl (which imports mujoco)
 
 import numpy as np
+from benchmarks_common import cpu_name  # noqa: E402  (benchmarks/ is the script's folder)
 
 log = logging.getLogger("domain_speed")
 
@@ -42,22 +43,6 @@ REPRESENTATIVE = {
     "atari": ["atari-pong", "atari-ms-pacman", "atari-seaquest", "atari-boxing"],
 }
 STEPS = {"metaworld": 600, "maniskill": 150, "ogbench": 600, "robodesk": 60, "atari": 1500}
-
-
-def cpu_name() -> str:
-    """The CPU model from ``/proc/cpuinfo`` (``"unknown-cpu"`` where unavailable).
-
-    Examples:
-        >>> isinstance(cpu_name(), str)
-        True
-    """
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown-cpu"
 
 
 def raw_steps_per_second(task: str, steps: int, seed: int = 0) -> float:
