@@ -201,6 +201,7 @@ class Agent(torch.nn.Module):
             num_elites=args.plan_elites,
             num_pi_trajs=args.plan_pi_trajs,
             discount=consts["discount"],
+            env_chunk_size=4 if device.type == "cpu" else None,  # cache-friendly chunks on CPU
         )
         self.to(device)
 

@@ -97,3 +97,24 @@ def test_planner_per_task_discount_and_prior_weight():
         planner.set_prior_weight(2.0)
     with pytest.raises(KeyError, match="task"):
         planner(TensorDict(observation=torch.randn(3, 4), batch_size=[3]))
+
+
+def test_env_chunking_slices_every_input():
+    """Planning in env chunks equals planning each chunk on its own (same random stream)."""
+    wm = NewtWorldModel(obs_dim=4, action_dim=3, size="S", num_tasks=3)
+    kw = dict(num_samples=16, num_elites=4, num_pi_trajs=2, iterations=2, discount=torch.tensor([0.9, 0.95, 0.99]))
+    chunked = TDMPC2Planner(wm, env_chunk_size=2, **kw)
+    whole = TDMPC2Planner(wm, **kw)
+    n = 5
+    obs, task = torch.randn(n, 4), torch.tensor([0, 1, 2, 0, 1])
+    mask = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0], [1, 1, 0]], dtype=torch.bool)
+    prev, is_init = torch.randn(n, 3, 3), torch.tensor([[True], [False], [False], [True], [False]])
+    torch.manual_seed(0)
+    a, m = chunked.plan(obs, task, mask, prev, is_init)
+    torch.manual_seed(0)
+    parts = [whole.plan(obs[i:i + 2], task[i:i + 2], mask[i:i + 2], prev[i:i + 2], is_init[i:i + 2]) for i in range(0, n, 2)]
+    torch.testing.assert_close(a, torch.cat([p[0] for p in parts]))
+    torch.testing.assert_close(m, torch.cat([p[1] for p in parts]))
+    assert (a[~mask] == 0).all()
+    with pytest.raises(ValueError, match="env_chunk_size"):
+        TDMPC2Planner(wm, env_chunk_size=0)

@@ -57,6 +57,9 @@ class TDMPC2Planner(TensorDictModuleBase):
         min_std, max_std: bounds of the sampling std (the warm-start std is ``max_std``).
         discount: a float, or a ``[num_tasks]`` tensor of per-task discounts.
         prior_weight: initial constrained-planning weight in ``[0, 1]``.
+        env_chunk_size: plan at most this many envs at once (``None``: all together). On CPU,
+            chunks of ~8 envs keep the ``[envs x samples, width]`` activations in cache and make
+            planning for hundreds of envs about twice as fast; on GPU leave it ``None``.
         observation_key, task_key, action_mask_key, action_key, state_key, is_init_key:
             tensordict keys. ``task_key`` is ignored by single-task world models; the mask is
             optional at run time.
@@ -89,6 +92,7 @@ class TDMPC2Planner(TensorDictModuleBase):
         max_std: float = 2.0,
         discount: float | torch.Tensor = 0.99,
         prior_weight: float = 0.0,
+        env_chunk_size: int | None = None,
         observation_key: NestedKey = "observation",
         task_key: NestedKey = "task",
         action_mask_key: NestedKey | None = "action_mask",
@@ -107,6 +111,9 @@ class TDMPC2Planner(TensorDictModuleBase):
         self.horizon, self.iterations = horizon, iterations
         self.num_samples, self.num_elites, self.num_pi_trajs = num_samples, num_elites, num_pi_trajs
         self.temperature, self.min_std, self.max_std = temperature, min_std, max_std
+        if env_chunk_size is not None and env_chunk_size < 1:
+            raise ValueError(f"env_chunk_size must be >= 1 or None, got {env_chunk_size}")
+        self.env_chunk_size = env_chunk_size
         discount = torch.as_tensor(discount, dtype=torch.float32)
         if discount.dim() > 1:
             raise ValueError(f"discount must be a float or a [num_tasks] tensor, got shape {tuple(discount.shape)}")
@@ -178,6 +185,24 @@ class TDMPC2Planner(TensorDictModuleBase):
         Returns:
             ``(action [N, A], mean [N, H, A])``; ``mean`` is the warm start of the next call.
         """
+        n, c = obs.shape[0], self.env_chunk_size
+        if c is None or n <= c:
+            return self._plan(obs, task, action_mask, prev_mean, is_init, explore)
+        outs = [
+            self._plan(*(None if x is None else x[i : i + c] for x in (obs, task, action_mask, prev_mean, is_init)), explore)
+            for i in range(0, n, c)
+        ]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def _plan(
+        self,
+        obs: torch.Tensor,
+        task: torch.Tensor | None = None,
+        action_mask: torch.Tensor | None = None,
+        prev_mean: torch.Tensor | None = None,
+        is_init: torch.Tensor | None = None,
+        explore: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         wm = self.world_model
         if obs.dim() != 2:
             raise ValueError(f"plan() expects observations of shape [N, obs_dim], got {tuple(obs.shape)}")
