@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
-from torchrl.data import Binary, Bounded, Categorical, Composite, TensorSpec, Unbounded
+from torchrl.data import Binary, Bounded, Categorical, Composite, Unbounded
 from torchrl.envs.transforms import ObservationTransform, Transform
 
 from torchrl_newt.envs.registry import ScoreRule, TaskSpec, get_task

@@ -7,3 +7,11 @@ from torchrl_newt.objectives.tdmpc2 import (
     TDMPC2WorldModelLoss,
     assert_finite_losses,
 )
+
+__all__ = [
+    "NonFiniteLossError",
+    "RunningScale",
+    "TDMPC2ActorLoss",
+    "TDMPC2WorldModelLoss",
+    "assert_finite_losses",
+]
