@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_newt.envs.domains._gym import resize_frame
 from torchrl_newt.envs.registry import TaskSpec, register_domain
 
 __all__ = [
@@ -423,11 +424,7 @@ class ManiSkillRawTask:
         frame = frame[..., :3]
         if frame.dtype != np.uint8:
             frame = np.clip(frame * (255.0 if frame.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        if frame.shape[:2] != (height, width):
-            rows = np.linspace(0, frame.shape[0] - 1, height).round().astype(int)
-            cols = np.linspace(0, frame.shape[1] - 1, width).round().astype(int)
-            frame = frame[rows][:, cols]
-        return np.ascontiguousarray(frame)
+        return np.ascontiguousarray(resize_frame(frame, height, width))
 
     def close(self) -> None:
         """Close the ManiSkill environment."""

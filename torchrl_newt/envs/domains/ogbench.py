@@ -40,6 +40,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
+from torchrl_newt.envs.domains._gym import resize_frame
 from torchrl_newt.envs.registry import TaskSpec, register_domain
 
 __all__ = ["CUSTOM_MAZES", "OGBenchRawTask", "make_maze", "make_ogbench_task"]
@@ -324,11 +325,7 @@ class OGBenchRawTask:
         if viewer is not None and hasattr(viewer, "make_context_current"):
             viewer.make_context_current()
         frame = np.asarray(self.env.render(), np.uint8)[..., :3]
-        if frame.shape[:2] != (height, width):
-            rows = np.linspace(0, frame.shape[0] - 1, height).round().astype(int)
-            cols = np.linspace(0, frame.shape[1] - 1, width).round().astype(int)
-            frame = frame[rows][:, cols]
-        return np.ascontiguousarray(frame)
+        return np.ascontiguousarray(resize_frame(frame, height, width))
 
     def close(self) -> None:
         """Close the environment and its renderers."""
