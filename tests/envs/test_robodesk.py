@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from torchrl.envs.utils import check_env_specs
 
 pytest.importorskip("robodesk")
@@ -88,17 +87,8 @@ def test_check_env_specs_and_episode():
     env.close()
 
 
-def test_same_seed_same_episode():
-    def run(seed):
-        env = make_lane_env("rd-push-blue", seed=seed)
-        torch.manual_seed(0)
-        td = env.rollout(3)
-        env.close()
-        return td
-
-    a, b = run(1), run(1)
-    torch.testing.assert_close(a["observation"], b["observation"])
-    torch.testing.assert_close(a["next", "reward"], b["next", "reward"])
+def test_same_seed_same_episode(same_seed_same_episode):
+    same_seed_same_episode("rd-push-blue", steps=3, seeds=(1, 1))
 
 
 @pytest.mark.slow
