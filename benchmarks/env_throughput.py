@@ -12,9 +12,13 @@ step of one task, i.e. ``action_repeat`` simulator steps):
     to 128, action to 16, time limit at the episode length), batched by
     ``gymnasium.vector.SyncVectorEnv`` / ``AsyncVectorEnv`` (one worker process per task).
 ``stack-serial`` / ``stack-parallel``
-    ``torchrl_newt.envs.make_env(tasks, parallel=False/True)``: the TorchRL stack (padding,
-    masking, task ids, truncation, episode score) in one process (``SerialEnv``) or one worker
-    process per task (``ParallelEnv``), driven with ``step_and_maybe_reset`` as collectors do.
+    ``torchrl_newt.envs.make_env(tasks, parallel=False/True)`` (the default ``"vector"`` backend,
+    :class:`~torchrl_newt.envs.MultitaskVecEnv`): padding, masking, task ids, truncation and
+    episode score done once per batched step, lanes in this process or dealt to one worker
+    process per core; driven with ``step_and_maybe_reset`` as collectors do.
+``lanes-serial`` / ``lanes-parallel``
+    ``make_env(..., backend="transforms")``: the per-lane TorchRL transform stack in a
+    ``SerialEnv`` / ``ParallelEnv`` (one worker process per task), for comparison.
 
     python benchmarks/env_throughput.py                      # all modes, 300 batched steps
     python benchmarks/env_throughput.py --modes raw stack-serial --profile
@@ -53,7 +57,7 @@ logger = logging.getLogger("env_throughput")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OBS_PAD, ACT_PAD = 128, 16
-MODES = ("raw", "gym-sync", "gym-async", "stack-serial", "stack-parallel")
+MODES = ("raw", "gym-sync", "gym-async", "stack-serial", "stack-parallel", "lanes-serial", "lanes-parallel")
 
 
 def default_tasks() -> list[str]:
@@ -171,10 +175,12 @@ def run_gym_vector(tasks: list[str], steps: int, warmup: int, seed: int, asynchr
         venv.close()
 
 
-def run_stack(tasks: list[str], steps: int, warmup: int, seed: int, parallel: bool, profile: bool = False) -> tuple[float, str]:
+def run_stack(
+    tasks: list[str], steps: int, warmup: int, seed: int, parallel: bool, profile: bool = False, backend: str = "vector"
+) -> tuple[float, str]:
     from torchrl_newt.envs.factory import make_env
 
-    env = make_env(tasks, parallel=parallel, seed=seed)
+    env = make_env(tasks, parallel=parallel, seed=seed, backend=backend)
     try:
         td = env.reset()
         n = len(tasks)
@@ -227,6 +233,8 @@ def measure(mode: str, tasks: list[str], steps: int, warmup: int, seed: int, pro
         "gym-async": lambda: (run_gym_vector(tasks, steps, warmup, seed, asynchronous=True), ""),
         "stack-serial": lambda: run_stack(tasks, steps, warmup, seed, parallel=False, profile=profile),
         "stack-parallel": lambda: run_stack(tasks, steps, warmup, seed, parallel=True),
+        "lanes-serial": lambda: run_stack(tasks, steps, warmup, seed, parallel=False, backend="transforms"),
+        "lanes-parallel": lambda: run_stack(tasks, steps, warmup, seed, parallel=True, backend="transforms"),
     }
     return runners[mode]()
 

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--replay-capacity", type=int, default=1_000_000)
     g.add_argument("--sampling", default="uniform", choices=["uniform", "balanced", "prioritized"])
     g.add_argument("--entropy-coef", type=float, default=1e-4)
+    g.add_argument("--pi-bc-coef", type=float, default=1.0,
+                   help="weight of the policy prior's BC term on replay actions (Newt: 1; 0 gives TD-MPC2's prior)")
     g = p.add_argument_group("planner (defaults: Newt's 6 x 512 / 64 elites / 24 prior trajectories on GPU; "
                              "a lighter 4 x 128 / 16 / 8 on CPU so the embedded default fits in ~15 min)")
     g.add_argument("--plan-iterations", type=int, default=None)
@@ -192,7 +194,9 @@ class Agent(torch.nn.Module):
             128, 16, size=args.size, task_embeddings=table, num_tasks=None if table is not None else len(tasks)
         )
         self.wm_loss = TDMPC2WorldModelLoss(self.world_model, discount=consts["discount"])
-        self.actor_loss = TDMPC2ActorLoss(self.world_model, entropy_coef=args.entropy_coef)
+        self.actor_loss = TDMPC2ActorLoss(
+            self.world_model, entropy_coef=args.entropy_coef, bc_coef=args.pi_bc_coef
+        )
         self.planner = TDMPC2Planner(
             self.world_model,
             horizon=args.horizon,

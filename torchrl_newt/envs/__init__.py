@@ -27,11 +27,13 @@ from torchrl_newt.envs.transforms import (
     mask_from_dims,
     task_tensors,
 )
+from torchrl_newt.envs.vector import MultitaskVecEnv
 
 __all__ = [
     "EpisodeScore",
     "MMBENCH_DOMAINS",
     "MissingDependencyError",
+    "MultitaskVecEnv",
     "PadAction",
     "PadObservation",
     "RawTask",

@@ -24,6 +24,7 @@ from torchrl.envs import (
 from torchrl_newt.envs.base import RawTaskEnv
 from torchrl_newt.envs.registry import TaskSpec, build_raw_task, get_task, require_installed
 from torchrl_newt.envs.transforms import EpisodeScore, PadAction, PadObservation, TaskId
+from torchrl_newt.envs.vector import MultitaskVecEnv
 
 __all__ = ["make_env", "make_lane_env"]
 
@@ -114,11 +115,22 @@ def make_env(
     device: torch.device | str | None = None,
     num_workers: int | None = None,
     mp_start_method: str | None = None,
+    backend: str = "vector",
     **task_kwargs: Any,
 ) -> TransformedEnv:
     """A batched multitask environment with one lane per task, in the given order.
 
-    Every lane is a :func:`make_lane_env` stack, so all lanes share the same keys and shapes:
+    Two backends give the same keys, shapes and values (a test checks it step for step):
+
+    * ``"vector"`` (default): :class:`~torchrl_newt.envs.MultitaskVecEnv`, which pads, masks,
+      counts steps, sums rewards and scores all lanes at once; with ``parallel=True`` its lanes
+      are split over ``num_workers`` worker processes that write into shared memory.
+    * ``"transforms"``: every lane is a :func:`make_lane_env` transform stack, batched by
+      :class:`~torchrl.envs.SerialEnv` (or :class:`~torchrl.envs.ParallelEnv`, one process per
+      lane). Slower (the transforms run once per lane), but built from composable TorchRL
+      transforms, e.g. to insert your own per-lane transform.
+
+    All lanes share the same keys and shapes:
     ``"observation"`` float32 ``[N, obs_pad]``, ``"action"`` float32 ``[N, action_pad]`` (padded dims
     are ignored), ``"action_mask"`` bool ``[N, action_pad]``, ``"task"`` int64 ``[N]`` (the lane's
     index in ``tasks``), ``"step_count"``, ``"is_init"`` (from :class:`~torchrl.envs.InitTracker`
@@ -132,17 +144,18 @@ def make_env(
         tasks: task names/specs (or a single one).
 
     Keyword Args:
-        parallel: step lanes in worker processes (:class:`~torchrl.envs.ParallelEnv`) instead of
-            in this process (:class:`~torchrl.envs.SerialEnv`). Defaults to ``False``.
+        parallel: step lanes in worker processes instead of in this process. Defaults to ``False``.
         seed: seeds the lanes (lane ``i`` gets TorchRL's ``i``-th derived seed) at their next reset.
         obs_pad: padded observation size. Defaults to ``128``.
         action_pad: padded action size. Defaults to ``16``.
         from_pixels: also render ``"pixels"`` uint8 ``[N, 224, 224, 3]``. Defaults to ``False``.
         device: device of the batched env's tensors.
-        num_workers: worker processes with ``parallel=True``; must be ``None`` or the number of
-            lanes (one process per lane).
+        num_workers: worker processes with ``parallel=True``. ``"vector"``: lanes are dealt
+            round-robin to ``min(N, num_workers or cpu_count)`` workers; ``"transforms"``: must be
+            ``None`` or ``N`` (one process per lane).
         mp_start_method: multiprocessing start method of the workers (``"spawn"``, ``"fork"``...);
-            TorchRL's default when ``None``.
+            ``"spawn"`` (vector) or TorchRL's default (transforms) when ``None``.
+        backend: ``"vector"`` or ``"transforms"`` (see above). Defaults to ``"vector"``.
         **task_kwargs: forwarded to every lane's domain builder.
 
     Raises:
@@ -159,11 +172,30 @@ def make_env(
         (torch.Size([2, 3]), tensor([0, 1]), tensor([1, 6]))
         >>> env.close()
     """
+    if backend not in ("vector", "transforms"):
+        raise ValueError(f"unknown backend {backend!r}; choose 'vector' or 'transforms'")
     specs = _as_specs(tasks)
     for spec in specs:
         _check_fits(spec, obs_pad, action_pad)
     require_installed(specs)
     n = len(specs)
+    if backend == "vector":
+        vec = MultitaskVecEnv(
+            specs,
+            parallel=parallel,
+            num_workers=num_workers,
+            obs_pad=obs_pad,
+            action_pad=action_pad,
+            from_pixels=from_pixels,
+            device=device,
+            mp_start_method=mp_start_method,
+            **task_kwargs,
+        )
+        env = TransformedEnv(vec, InitTracker())
+        env.task_names = list(vec.task_names)
+        if seed is not None:
+            env.set_seed(seed)
+        return env
     lane_kwargs = [
         dict(
             task=spec,
