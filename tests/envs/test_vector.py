@@ -9,7 +9,13 @@ import pytest
 import torch
 from torchrl.envs.utils import check_env_specs
 
-from torchrl_newt.envs import MultitaskVecEnv, ScoreRule, make_env, register_domain, register_task
+from torchrl_newt.envs import (
+    MultitaskVecEnv,
+    ScoreRule,
+    make_env,
+    register_domain,
+    register_task,
+)
 
 pytest.importorskip("dm_control")
 
@@ -153,7 +159,7 @@ def flaky_task():
 
 @pytest.mark.parametrize("parallel", [False, True])
 def test_vector_step_error_names_the_task(flaky_task, parallel):
-    kwargs = dict(parallel=True, num_workers=1, mp_start_method="fork") if parallel else {}
+    kwargs = {"parallel": True, "num_workers": 1, "mp_start_method": "fork"} if parallel else {}
     env = MultitaskVecEnv(["cartpole-balance", flaky_task], **kwargs)
     try:
         env.reset()

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from collections.abc import Sequence
 from multiprocessing import shared_memory
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -16,14 +16,14 @@ import logging
 import multiprocessing as mp
 import os
 import weakref
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torchrl._utils import seed_generator  # the derivation EnvBase.set_seed uses
 from torchrl.data import Binary, Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
-from torchrl._utils import seed_generator  # the derivation EnvBase.set_seed uses
 
 from torchrl_newt.envs._lanes import LaneGroup, SharedBuffers, lane_worker
 from torchrl_newt.envs.registry import TaskSpec, get_domain, get_task, require_installed
