@@ -178,3 +178,22 @@ def test_vector_rejects_bad_input():
         MultitaskVecEnv(["walker-walk"], obs_pad=8)
     with pytest.raises(ValueError, match="backend"):
         make_env(["walker-walk"], backend="gym")
+
+
+def test_vector_pixels_parallel_match_serial():
+    tasks = ["cartpole-balance", "reacher-easy"]
+    envs = [
+        MultitaskVecEnv(tasks, from_pixels=True, frame_size=(48, 64)),
+        MultitaskVecEnv(tasks, from_pixels=True, frame_size=(48, 64), parallel=True, num_workers=2, mp_start_method="fork"),
+    ]
+    try:
+        for env in envs:
+            env.set_seed(0)
+        outs = [_drive(env, 3) for env in envs]
+    finally:
+        for env in envs:
+            env.close()
+    frames = outs[0]["next", "pixels"]
+    assert frames.shape == (2, 3, 48, 64, 3) and frames.dtype == torch.uint8
+    assert frames.float().std() > 0  # real frames, not an empty buffer
+    _assert_same(*outs)
