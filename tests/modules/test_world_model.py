@@ -104,3 +104,28 @@ def test_bad_inputs_raise_clear_errors():
         wm.encode(torch.randn(4, 8))
     with pytest.raises(ValueError, match="unknown model size"):
         NewtWorldModel(size="M")
+
+
+def test_sparse_dropout_is_bernoulli_and_masks_gradients():
+    from torchrl_newt.modules.layers import dropout
+
+    torch.manual_seed(0)
+    p, n, reps = 0.01, 50_000, 40
+    drops = torch.stack([(dropout(torch.ones(n), p) == 0) for _ in range(reps)]).float()
+    # per-draw count ~ Binomial(n, p): mean n*p, std sqrt(n*p*(1-p)) ~ 22
+    counts = drops.sum(1)
+    assert abs(counts.mean().item() - n * p) < 4 * (n * p * (1 - p)) ** 0.5 / reps**0.5
+    assert counts.std().item() > 5  # the count is random, not fixed at n*p
+    # positions are spread uniformly: every decile of the tensor gets its share
+    per_decile = drops.view(reps, 10, -1).sum((0, 2)) / (reps * n / 10)
+    assert ((per_decile - p).abs() < 0.003).all()
+    # kept entries are scaled by 1/(1-p); gradients are zero exactly where the input was dropped
+    x = torch.randn(3, 64, 256, requires_grad=True)
+    y = dropout(x, p)
+    y.sum().backward()
+    dropped = y == 0
+    assert dropped.any()
+    torch.testing.assert_close(x.grad[dropped], torch.zeros(int(dropped.sum())))
+    torch.testing.assert_close(x.grad[~dropped], torch.full((int((~dropped).sum()),), 1 / (1 - p)))
+    with pytest.raises(ValueError, match="dropout probability"):
+        dropout(x, 1.0)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SimNorm", "TaskMLP", "mish", "simnorm"]
+__all__ = ["SimNorm", "TaskMLP", "dropout", "mish", "simnorm"]
 
 
 def simnorm(x: torch.Tensor, dim: int = 8) -> torch.Tensor:
@@ -103,7 +103,43 @@ def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     """LayerNorm over the last dim with (possibly per-ensemble-member, broadcast) affine params."""
     if weight.dim() == 1:
         return F.layer_norm(x, x.shape[-1:], weight, bias, 1e-5)
-    return F.layer_norm(x, x.shape[-1:], None, None, 1e-5) * weight + bias
+    return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:], None, None, 1e-5), weight)
+
+
+def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout (training mode) that draws ~``p * numel`` random numbers instead of ``numel``.
+
+    The number of dropped entries is drawn from ``Binomial(numel, p)`` and their positions as a
+    uniformly random subset, which is exactly i.i.d. ``Bernoulli(p)`` dropping; for Newt's
+    ``p = 0.01`` on a ``[3, 768, 256]`` activation this is ~10x cheaper than ``F.dropout`` on CPU,
+    where generating one random number per entry dominates. Falls back to ``F.dropout`` for
+    ``p > 0.1`` or small tensors.
+
+    Examples:
+        >>> x = torch.ones(200_000)
+        >>> y = dropout(x, 0.01)
+        >>> dropped = (y == 0).float().mean().item()
+        >>> 0.008 < dropped < 0.012, abs(y.max().item() - 1 / 0.99) < 1e-6
+        (True, True)
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    n = x.numel()
+    if p == 0.0:
+        return x
+    if p > 0.1 or n < 4096:
+        return F.dropout(x, p, training=True)
+    k = int(torch.binomial(torch.tensor(float(n)), torch.tensor(p)).item())
+    out = x * (1.0 / (1.0 - p))
+    if k == 0:
+        return out
+    # a uniform k-subset: draw with replacement, keep distinct positions, subsample k of them
+    idx = torch.randint(n, (k + k // 8 + 16,), device=x.device)
+    idx = torch.unique(idx)
+    while idx.numel() < k:  # rare: too many collisions
+        idx = torch.unique(torch.cat([idx, torch.randint(n, (k,), device=x.device)]))
+    idx = idx[torch.randperm(idx.numel(), device=x.device)[:k]]
+    return out.reshape(-1).index_fill(0, idx, 0.0).view_as(x)
 
 
 class TaskMLP(nn.Module):
@@ -192,12 +228,15 @@ class TaskMLP(nn.Module):
             if task_table is None or task is None:
                 raise ValueError("this network is task-conditioned: pass task_table and task")
             w_e = w[..., self.in_dim :]
+            # F.embedding gathers the rows: its backward is ~3x cheaper than indexing's index_put on CPU
             if w.dim() == 2:
                 proj = task_table @ w_e.T  # [num_tasks, out]
-                h = h + proj[task]
+                h = h + F.embedding(task, proj)
             else:
-                proj = torch.einsum("ke,moe->mko", task_table, w_e)  # [M, num_tasks, out]
-                h = h + proj[:, task]
+                proj = torch.einsum("ke,moe->kmo", task_table, w_e)  # [num_tasks, M, out]
+                m, o = proj.shape[1:]
+                rows = F.embedding(task, proj.reshape(proj.shape[0], m * o)).unflatten(-1, (m, o))  # [*b, M, out]
+                h = h + rows.movedim(-2, 0)
         return h
 
     def forward(
@@ -239,7 +278,7 @@ class TaskMLP(nn.Module):
                 else:
                     h = F.linear(h, w, b)
             if i == 0 and self.dropout and self.training and torch.is_grad_enabled():
-                h = F.dropout(h, self.dropout, training=True)
+                h = dropout(h, self.dropout)
             if i < n - 1 or self.out_act == "simnorm":
                 nw, nb = self.norm_weights[i], self.norm_biases[i]
                 if members is not None:
