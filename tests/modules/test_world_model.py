@@ -129,3 +129,18 @@ def test_sparse_dropout_is_bernoulli_and_masks_gradients():
     torch.testing.assert_close(x.grad[~dropped], torch.full((int((~dropped).sum()),), 1 / (1 - p)))
     with pytest.raises(ValueError, match="dropout probability"):
         dropout(x, 1.0)
+
+
+@pytest.mark.parametrize("members", [None, 3])
+def test_split_input_parts_broadcast_like_concatenation(members):
+    """A tuple of input parts gives Linear(cat(parts)), and a shared part may broadcast."""
+    torch.manual_seed(0)
+    mlp = TaskMLP(10, [16], 3, task_dim=5, num_members=members)
+    torch.nn.init.normal_(mlp.weights[-1])
+    table, task = torch.randn(4, 5), torch.tensor([[1], [3]])  # [N, 1] ids shared by the samples
+    z, a = torch.randn(2, 1, 7), torch.randn(2, 6, 3)  # one latent per row, 6 samples of actions
+    ref = mlp(torch.cat([z.expand(2, 6, 7), a], -1), task_table=table, task=task)
+    out = mlp((z, a), task_table=table, task=task)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="input of size 10"):
+        mlp((z, a[..., :2]), task_table=table, task=task)

@@ -142,6 +142,13 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return out.reshape(-1).index_fill(0, idx, 0.0).view_as(x)
 
 
+def _accumulate(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``h + y``, in place when ``h`` already has the broadcast shape."""
+    if h.shape == torch.broadcast_shapes(h.shape, y.shape):
+        return h.add_(y)
+    return h + y
+
+
 class TaskMLP(nn.Module):
     """An MLP (Linear -> LayerNorm -> Mish blocks) conditioned on a task embedding, optionally a
     fused ensemble of identically shaped members.
@@ -215,15 +222,28 @@ class TaskMLP(nn.Module):
                 self.norm_weights.append(nn.Parameter(torch.ones(*lead, dims[i + 1])))
                 self.norm_biases.append(nn.Parameter(torch.zeros(*lead, dims[i + 1])))
 
-    def _first(self, x: torch.Tensor, task_table: torch.Tensor | None, task: torch.Tensor | None, members) -> torch.Tensor:
+    def _first(self, x, task_table: torch.Tensor | None, task: torch.Tensor | None, members) -> torch.Tensor:
         w, b = self.weights[0], self.biases[0]
         if members is not None:
             w, b = w[members], b[members]
-        w_x = w[..., : self.in_dim]
-        if w.dim() == 2:
-            h = F.linear(x, w_x, b)
-        else:  # ensemble: [M, out, in] -> x @ W^T for every member, member dim leading
-            h = torch.einsum("...i,moi->m...o", x, w_x) + b.view(b.shape[0], *([1] * (x.dim() - 1)), -1)
+        parts = x if isinstance(x, (tuple, list)) else (x,)
+        offsets = [0]
+        for part in parts:
+            offsets.append(offsets[-1] + part.shape[-1])
+        # W [x1; x2] = W_1 x1 + W_2 x2: no concatenation, and parts broadcast. The largest part
+        # goes first (with the bias fused); the others are added in place (the outputs of
+        # linear/einsum are not needed by their backward, so in-place adds are safe).
+        order = sorted(range(len(parts)), key=lambda i: -parts[i][..., :1].numel())
+        h = None
+        for i in order:
+            part, w_p = parts[i], w[..., offsets[i] : offsets[i + 1]]
+            if w.dim() == 2:
+                y = F.linear(part, w_p, b if h is None else None)
+            else:  # ensemble: [M, out, in] -> x @ W^T for every member, member dim leading
+                y = torch.einsum("...i,moi->m...o", part, w_p)
+                if h is None:
+                    y = y + b.view(b.shape[0], *([1] * (y.dim() - 2)), -1)
+            h = y if h is None else _accumulate(h, y)
         if self.task_dim:
             if task_table is None or task is None:
                 raise ValueError("this network is task-conditioned: pass task_table and task")
@@ -231,12 +251,12 @@ class TaskMLP(nn.Module):
             # F.embedding gathers the rows: its backward is ~3x cheaper than indexing's index_put on CPU
             if w.dim() == 2:
                 proj = task_table @ w_e.T  # [num_tasks, out]
-                h = h + F.embedding(task, proj)
+                h = _accumulate(h, F.embedding(task, proj))
             else:
                 proj = torch.einsum("ke,moe->kmo", task_table, w_e)  # [num_tasks, M, out]
                 m, o = proj.shape[1:]
                 rows = F.embedding(task, proj.reshape(proj.shape[0], m * o)).unflatten(-1, (m, o))  # [*b, M, out]
-                h = h + rows.movedim(-2, 0)
+                h = _accumulate(h, rows.movedim(-2, 0))
         return h
 
     def forward(
@@ -250,8 +270,10 @@ class TaskMLP(nn.Module):
         """Evaluate the network.
 
         Args:
-            x: input ``[*batch, in_dim]``; for an ensemble it may also carry a leading member dim
-                ``[M, *batch, in_dim]`` only from the second layer on (handled internally).
+            x: input ``[*batch, in_dim]``, or a tuple of parts whose sizes add up to ``in_dim``
+                (the first layer applies the matching column blocks of its weight to each part and
+                sums, so parts broadcast: e.g. one latent ``[N, 1, L]`` against ``[N, S, A]``
+                actions computes the latent's share once per row instead of once per sample).
             task_table: ``[num_tasks, task_dim]`` embeddings (required when ``task_dim > 0``).
             task: integer task ids indexing ``task_table``, of shape ``[*batch]`` or any shape that
                 broadcasts against it (e.g. ``[N, 1]`` for ``[N, S]`` samples that share a task,
@@ -261,8 +283,10 @@ class TaskMLP(nn.Module):
         Returns:
             ``[*batch, out_dim]`` or ``[M, *batch, out_dim]`` for an ensemble.
         """
-        if x.shape[-1] != self.in_dim:
-            raise ValueError(f"expected input of size {self.in_dim} in the last dim, got shape {tuple(x.shape)}")
+        size = sum(p.shape[-1] for p in x) if isinstance(x, (tuple, list)) else x.shape[-1]
+        if size != self.in_dim:
+            shapes = [tuple(p.shape) for p in x] if isinstance(x, (tuple, list)) else tuple(x.shape)
+            raise ValueError(f"expected input of size {self.in_dim} in the last dim, got shape {shapes}")
         h = self._first(x, task_table, task, members)
         n = len(self.weights)
         ensemble = self.weights[0].dim() == 3

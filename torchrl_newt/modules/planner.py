@@ -155,11 +155,15 @@ class TDMPC2Planner(TensorDictModuleBase):
         return self.discount[task].to(like.dtype).view(batch, 1)
 
     def _estimate_value(self, z, actions, task, mask, gamma):
-        """Value of action sequences: z [N,S,L], actions [N,S,H,A], gamma [N,1] -> [N,S,1]."""
+        """Value of action sequences: z [N,1,L] (shared by the samples), actions [N,S,H,A], gamma [N,1] -> [N,S,1].
+
+        At ``t = 0`` the latent's share of the reward and dynamics first layers is computed once
+        per env and broadcast over the samples (see :class:`~torchrl_newt.modules.layers.TaskMLP`).
+        """
         wm = self.world_model
         task_s = None if task is None else task.unsqueeze(1)  # broadcasts over samples
-        mask_s = None if mask is None else mask.unsqueeze(1).expand(*z.shape[:2], -1)
-        value = torch.zeros_like(z[..., :1])
+        mask_s = None if mask is None else mask.unsqueeze(1).expand(*actions.shape[:2], -1)
+        value = actions.new_zeros(*actions.shape[:2], 1)
         disc = torch.ones_like(value)
         g = gamma.unsqueeze(1)
         for t in range(self.horizon):
@@ -245,7 +249,7 @@ class TDMPC2Planner(TensorDictModuleBase):
         if mask is not None:
             mean, std = mean * mask.unsqueeze(1), std * mask.unsqueeze(1)
 
-        zs = z.unsqueeze(1).expand(n, S, z.shape[-1])
+        zs = z.unsqueeze(1)  # [N, 1, L]: broadcast over the samples
         for _ in range(self.iterations):
             noise = torch.randn(n, S - P, H, A, dtype=obs.dtype, device=obs.device)
             sampled = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1, 1)

@@ -194,11 +194,11 @@ class NewtWorldModel(nn.Module):
 
     def next(self, z: torch.Tensor, action: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
         """One latent dynamics step."""
-        return self.dynamics(torch.cat([z, action], -1), **self._cond(task))
+        return self.dynamics((z, action), **self._cond(task))
 
     def reward(self, z: torch.Tensor, action: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
         """Reward logits ``[*B, num_bins]`` (decode with :meth:`decode`)."""
-        return self.reward_head(torch.cat([z, action], -1), **self._cond(task))
+        return self.reward_head((z, action), **self._cond(task))
 
     def q(
         self,
@@ -210,7 +210,7 @@ class NewtWorldModel(nn.Module):
         task_table: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Q logits of the ensemble heads: ``[num_heads, *B, num_bins]``."""
-        return self.qnet(torch.cat([z, action], -1), members=heads, **self._cond(task, task_table))
+        return self.qnet((z, action), members=heads, **self._cond(task, task_table))
 
     def q_value(
         self,
