@@ -5,7 +5,7 @@ deterministic evaluation, evaluates a uniformly random policy on the same task f
 and writes the curve (table + PNG) under ``benchmarks/results/``. This is a benchmark, not a
 test: it takes several minutes.
 
-    python benchmarks/learning.py                                  # cartpole-balance, 5k steps
+    python benchmarks/learning.py                                  # cartpole-balance, 8k steps, UTD 1
     python benchmarks/learning.py --task pendulum-swingup --frames 20000
 """
 
@@ -52,10 +52,10 @@ def random_policy_score(task: str, episodes: int, seed: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="cartpole-balance")
-    parser.add_argument("--frames", type=int, default=5_000)
-    parser.add_argument("--eval-every", type=int, default=2_500)
+    parser.add_argument("--frames", type=int, default=8_000)
+    parser.add_argument("--eval-every", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--utd", type=float, default=0.25)
+    parser.add_argument("--utd", type=float, default=1.0, help="updates per env step (TD-MPC2's single-task default)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more options for the example")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -70,6 +70,7 @@ def main() -> None:
         *args.extra,
     ])
     elapsed = time.time() - t0
+    torch.manual_seed(args.seed)
     rand = random_policy_score(args.task, episodes=5, seed=args.seed + 123)
     history = run["state"]["history"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -81,6 +82,7 @@ def main() -> None:
         f"model S, batch 256, planner 128 samples x 4 iterations; deterministic evaluation of 2 episodes every "
         f"{args.eval_every:,} steps; wall time {elapsed / 60:.1f} min on {device}.",
         f"Random policy (5 episodes): score {rand:.3f}.",
+        f"Command: `{' '.join(['python benchmarks/learning.py', *sys.argv[1:]])}`",
         "",
         "| env steps | score | return | vs random |",
         "|---:|---:|---:|---:|",
