@@ -100,9 +100,9 @@ def bench_plan(size: str, n_envs: int, device: torch.device, compile_mode: str |
     wm = NewtWorldModel(128, 16, size=size, task_embeddings=torch.randn(4, 512)).to(device)
     # on CPU the example plans in chunks of 4 envs (cache-friendly); on GPU all envs at once
     planner = TDMPC2Planner(wm, discount=torch.full((4,), 0.99), env_chunk_size=4 if device.type == "cpu" else None).to(device)
-    plan = planner.plan
     if compile_mode is not None:
-        plan = torch.compile(plan, mode=None if compile_mode == "default" else compile_mode, dynamic=False)
+        planner.compile_plan(mode=None if compile_mode == "default" else compile_mode)
+    plan = planner.plan
     task = torch.arange(n_envs, device=device) % 4
     mask = torch.zeros(n_envs, 16, dtype=torch.bool, device=device)
     for i in range(n_envs):

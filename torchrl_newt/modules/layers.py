@@ -71,6 +71,8 @@ def mish(x: torch.Tensor) -> torch.Tensor:
         >>> torch.autograd.gradcheck(mish, x[45:55].double().detach().requires_grad_())
         True
     """
+    if torch.compiler.is_compiling():  # let the compiler fuse the plain form
+        return F.mish(x)
     if torch.is_grad_enabled() and x.requires_grad:
         return _Mish.apply(x)
     e = torch.exp(x.clamp(max=20.0))
@@ -127,7 +129,7 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     n = x.numel()
     if p == 0.0:
         return x
-    if p > 0.1 or n < 4096:
+    if p > 0.1 or n < 4096 or torch.compiler.is_compiling():  # compiled: fused RNG kernels, static shapes
         return F.dropout(x, p, training=True)
     k = int(torch.binomial(torch.tensor(float(n)), torch.tensor(p)).item())
     out = x * (1.0 / (1.0 - p))
@@ -233,7 +235,9 @@ class TaskMLP(nn.Module):
         # W [x1; x2] = W_1 x1 + W_2 x2: no concatenation, and parts broadcast. The largest part
         # goes first (with the bias fused); the others are added in place (the outputs of
         # linear/einsum are not needed by their backward, so in-place adds are safe).
-        order = sorted(range(len(parts)), key=lambda i: -parts[i][..., :1].numel())
+        rows = [part[..., :1].numel() for part in parts]
+        first = rows.index(max(rows))
+        order = [first] + [i for i in range(len(parts)) if i != first]
         h = None
         for i in order:
             part, w_p = parts[i], w[..., offsets[i] : offsets[i + 1]]

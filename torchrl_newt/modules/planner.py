@@ -146,6 +146,22 @@ class TDMPC2Planner(TensorDictModuleBase):
             raise ValueError(f"prior weight must be in [0, 1], got {weight}")
         self.prior_weight.fill_(weight)
 
+    def compile_plan(self, **compile_kwargs) -> TDMPC2Planner:
+        """Compile the planning step with :func:`torch.compile` (call it from your script).
+
+        The compiled function plans one chunk of ``env_chunk_size`` envs (all envs when
+        chunking is off), so the graph stays the same size whatever the number of envs.
+        ``compile_kwargs`` go to ``torch.compile`` (e.g. ``mode="reduce-overhead"`` for CUDA
+        graphs; ``dynamic=False`` is the default here). Returns ``self``.
+
+        Examples:
+            >>> wm = NewtWorldModel(obs_dim=3, action_dim=1, size="S")
+            >>> planner = TDMPC2Planner(wm).compile_plan()  # compiles lazily, at the first call
+        """
+        compile_kwargs.setdefault("dynamic", False)
+        self._plan = torch.compile(type(self)._plan.__get__(self), **compile_kwargs)
+        return self
+
     # ------------------------------------------------------------------ planning
     def _discount(self, task: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
         if self.discount.dim() == 0:
