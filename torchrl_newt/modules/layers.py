@@ -71,9 +71,9 @@ def mish(x: torch.Tensor) -> torch.Tensor:
         >>> torch.autograd.gradcheck(mish, x[45:55].double().detach().requires_grad_())
         True
     """
-    if torch.compiler.is_compiling():  # let the compiler fuse the plain form
-        return F.mish(x)
     if torch.is_grad_enabled() and x.requires_grad:
+        if torch.compiler.is_compiling():  # let the compiler derive and fuse the backward
+            return F.mish(x)
         return _Mish.apply(x)
     e = torch.exp(x.clamp(max=20.0))
     n = (e + 2).mul_(e)
