@@ -181,10 +181,12 @@ def test_vector_rejects_bad_input():
 
 
 def test_vector_pixels_parallel_match_serial():
+    # spawn, not fork: a worker forked from a process that already holds an EGL context (earlier
+    # tests render in this process) deadlocks in its first render
     tasks = ["cartpole-balance", "reacher-easy"]
     envs = [
         MultitaskVecEnv(tasks, from_pixels=True, frame_size=(48, 64)),
-        MultitaskVecEnv(tasks, from_pixels=True, frame_size=(48, 64), parallel=True, num_workers=2, mp_start_method="fork"),
+        MultitaskVecEnv(tasks, from_pixels=True, frame_size=(48, 64), parallel=True, num_workers=2, mp_start_method="spawn"),
     ]
     try:
         for env in envs:

@@ -152,7 +152,9 @@ class MultitaskVecEnv(EnvBase):
         from_pixels: also render ``"pixels"``. Defaults to ``False``.
         frame_size: ``(height, width)`` of frames. Defaults to ``(224, 224)``.
         device: device of the output tensors. Defaults to CPU.
-        mp_start_method: start method of the workers. Defaults to ``"spawn"``.
+        mp_start_method: start method of the workers. Defaults to ``"spawn"``, which is safe
+            everywhere; ``"fork"`` starts faster but can deadlock rendering (``from_pixels``) when
+            this process already holds an EGL/OpenGL context.
         **task_kwargs: forwarded to every lane's domain builder.
 
     Raises:
