@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> dict:
             if metrics is not None and state["updates"] % 20 < 2:
                 log_metrics({f"train/{k}": v for k, v in metrics.items()}, state["frames"])
                 bar.set_postfix(upd=state["updates"], cons=f"{float(metrics['loss_consistency']):.3f}",
-                                val=f"{float(metrics['loss_value']):.3f}")
+                                val=f"{float(metrics['loss_value']):.3f}", refresh=False)  # bar's own pace
 
         if state["frames"] - last_eval >= args.eval_every or state["frames"] >= args.frames:
             last_eval = state["frames"]
