@@ -94,8 +94,9 @@ def main() -> None:
     lines += ["", f"Final score {final:.3f} vs random {rand:.3f}: {'learned' if final > rand + 0.1 else 'NOT learned'}."]
     text = "\n".join(lines) + "\n"
     print(text)
-    (RESULTS / f"learning_{args.task}_{device}.md").write_text(text)
-    _plot(history, args.task, rand, RESULTS / f"learning_{args.task}_{device}.png")
+    stem = f"learning_{args.task}_{device}" + ("" if args.seed == 1 else f"_seed{args.seed}")
+    (RESULTS / f"{stem}.md").write_text(text)
+    _plot(history, args.task, rand, RESULTS / f"{stem}.png")
 
 
 def _plot(history, task, rand, path) -> None:
