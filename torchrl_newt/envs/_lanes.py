@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_newt.envs.registry import check_raw_dims
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["LaneGroup", "SharedBuffers", "lane_worker"]
@@ -110,24 +112,15 @@ class LaneGroup:
         self.reward = buffers["reward"]
         self.success = buffers["success"]
         self.pixels = buffers.arrays.get("pixels")
-        obs_pad, action_pad = self.obs.shape[1], self.action.shape[1]
+        obs_pad = self.obs.shape[1]
         self.raws = []
         try:
             for spec, builder in zip(self.specs, builders):
-                task = spec.name
                 raw = builder(spec, **(task_kwargs or {}))
                 self.raws.append(raw)
-                if int(raw.action_dim) != spec.action_dim or (
-                    spec.obs_dim is not None and int(raw.obs_dim) != spec.obs_dim
-                ):
-                    raise RuntimeError(
-                        f"task {task!r}: simulator gives obs/action dims {raw.obs_dim}/{raw.action_dim}, "
-                        f"registry says {spec.obs_dim}/{spec.action_dim}"
-                    )
-                if int(raw.obs_dim) > obs_pad:
-                    raise ValueError(f"task {task!r} has obs_dim={raw.obs_dim} > obs_pad={obs_pad}")
-                if int(raw.action_dim) > action_pad:
-                    raise ValueError(f"task {task!r} has action_dim={raw.action_dim} > action_pad={action_pad}")
+                check_raw_dims(spec, raw)  # the env checked the registry dims against the padding
+                if int(raw.obs_dim) > obs_pad:  # tasks whose obs_dim is only known once built
+                    raise ValueError(f"task {spec.name!r} has obs_dim={raw.obs_dim} > obs_pad={obs_pad}")
         except BaseException:
             self.close()
             raise

@@ -24,27 +24,11 @@ from torchrl.envs import (
 from torchrl_newt.envs.base import RawTaskEnv
 from torchrl_newt.envs.registry import TaskSpec, build_raw_task, get_task, require_installed
 from torchrl_newt.envs.transforms import EpisodeScore, PadAction, PadObservation, TaskId
-from torchrl_newt.envs.vector import MultitaskVecEnv
+from torchrl_newt.envs.vector import MultitaskVecEnv, check_fits, resolve_padded_specs
 
 __all__ = ["make_env", "make_lane_env"]
 
 logger = logging.getLogger(__name__)
-
-
-def _as_specs(tasks: str | TaskSpec | Sequence[str | TaskSpec]) -> list[TaskSpec]:
-    if isinstance(tasks, (str, TaskSpec)):
-        tasks = [tasks]
-    specs = [get_task(t) for t in tasks]  # unknown names raise with close matches
-    if not specs:
-        raise ValueError("make_env needs at least one task")
-    return specs
-
-
-def _check_fits(spec: TaskSpec, obs_pad: int, action_pad: int) -> None:
-    if spec.obs_dim is not None and spec.obs_dim > obs_pad:
-        raise ValueError(f"task {spec.name!r} has obs_dim={spec.obs_dim} > obs_pad={obs_pad}")
-    if spec.action_dim > action_pad:
-        raise ValueError(f"task {spec.name!r} has action_dim={spec.action_dim} > action_pad={action_pad}")
 
 
 def make_lane_env(
@@ -85,7 +69,7 @@ def make_lane_env(
         >>> env.close()
     """
     spec = get_task(task)
-    _check_fits(spec, obs_pad, action_pad)
+    check_fits(spec, obs_pad, action_pad)
     raw = build_raw_task(spec, **task_kwargs)
     base = RawTaskEnv(raw, from_pixels=from_pixels, device=device, task_name=spec.name)
     env = TransformedEnv(
@@ -174,14 +158,9 @@ def make_env(
     """
     if backend not in ("vector", "transforms"):
         raise ValueError(f"unknown backend {backend!r}; choose 'vector' or 'transforms'")
-    specs = _as_specs(tasks)
-    for spec in specs:
-        _check_fits(spec, obs_pad, action_pad)
-    require_installed(specs)
-    n = len(specs)
-    if backend == "vector":
+    if backend == "vector":  # MultitaskVecEnv resolves and checks the tasks itself
         vec = MultitaskVecEnv(
-            specs,
+            tasks,
             parallel=parallel,
             num_workers=num_workers,
             obs_pad=obs_pad,
@@ -196,6 +175,9 @@ def make_env(
         if seed is not None:
             env.set_seed(seed)
         return env
+    specs = resolve_padded_specs(tasks, obs_pad, action_pad, "make_env")
+    require_installed(specs)
+    n = len(specs)
     lane_kwargs = [
         dict(
             task=spec,

@@ -473,11 +473,26 @@ def build_raw_task(task: str | TaskSpec, **kwargs: Any) -> RawTask:
     spec = get_task(task)
     require_installed([spec])
     raw = get_domain(spec.builder_domain).builder(spec, **kwargs)
+    check_raw_dims(spec, raw)
+    return raw
+
+
+def check_raw_dims(spec: TaskSpec, raw: RawTask) -> None:
+    """Raise ``RuntimeError`` if a built simulator's sizes disagree with its registry facts.
+
+    Examples:
+        >>> class _Raw:
+        ...     obs_dim, action_dim = 5, 2
+        >>> try:
+        ...     check_raw_dims(get_task("cartpole-balance"), _Raw())
+        ... except RuntimeError as err:
+        ...     print(err)
+        task 'cartpole-balance': simulator gives action_dim=2, registry says 1
+    """
     if spec.obs_dim is not None and raw.obs_dim != spec.obs_dim:
         raise RuntimeError(f"task {spec.name!r}: simulator gives obs_dim={raw.obs_dim}, registry says {spec.obs_dim}")
     if raw.action_dim != spec.action_dim:
         raise RuntimeError(
             f"task {spec.name!r}: simulator gives action_dim={raw.action_dim}, registry says {spec.action_dim}"
         )
-    return raw
 

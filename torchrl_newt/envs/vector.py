@@ -114,6 +114,42 @@ class _WorkerPool:
         self.conns, self.procs = [], []
 
 
+def resolve_padded_specs(tasks, obs_pad: int, action_pad: int, who: str) -> list[TaskSpec]:
+    """Resolve task names/specs (unknown names list close matches) and check they fit the padding.
+
+    Shared by :class:`MultitaskVecEnv` and ``make_env(..., backend="transforms")``; ``who`` names
+    the caller in the empty-list error.
+
+    Examples:
+        >>> [s.name for s in resolve_padded_specs("walker-walk", 128, 16, "example")]
+        ['walker-walk']
+    """
+    if isinstance(tasks, (str, TaskSpec)):
+        tasks = [tasks]
+    specs = [get_task(t) for t in tasks]
+    if not specs:
+        raise ValueError(f"{who} needs at least one task")
+    for spec in specs:
+        check_fits(spec, obs_pad, action_pad)
+    return specs
+
+
+def check_fits(spec: TaskSpec, obs_pad: int, action_pad: int) -> None:
+    """Raise ``ValueError`` naming the task if its registry sizes exceed the padding.
+
+    Examples:
+        >>> try:
+        ...     check_fits(get_task("walker-walk"), obs_pad=8, action_pad=16)
+        ... except ValueError as err:
+        ...     print(err)
+        task 'walker-walk' has obs_dim=24 > obs_pad=8
+    """
+    if spec.obs_dim is not None and spec.obs_dim > obs_pad:
+        raise ValueError(f"task {spec.name!r} has obs_dim={spec.obs_dim} > obs_pad={obs_pad}")
+    if spec.action_dim > action_pad:
+        raise ValueError(f"task {spec.name!r} has action_dim={spec.action_dim} > action_pad={action_pad}")
+
+
 def _close_resources(pool, group, buffers) -> None:
     if pool is not None:
         pool.close()
@@ -185,16 +221,7 @@ class MultitaskVecEnv(EnvBase):
         mp_start_method: str | None = None,
         **task_kwargs: Any,
     ) -> None:
-        if isinstance(tasks, (str, TaskSpec)):
-            tasks = [tasks]
-        specs = [get_task(t) for t in tasks]
-        if not specs:
-            raise ValueError("MultitaskVecEnv needs at least one task")
-        for spec in specs:
-            if spec.obs_dim is not None and spec.obs_dim > obs_pad:
-                raise ValueError(f"task {spec.name!r} has obs_dim={spec.obs_dim} > obs_pad={obs_pad}")
-            if spec.action_dim > action_pad:
-                raise ValueError(f"task {spec.name!r} has action_dim={spec.action_dim} > action_pad={action_pad}")
+        specs = resolve_padded_specs(tasks, obs_pad, action_pad, type(self).__name__)
         require_installed(specs)
         n = len(specs)
         super().__init__(device=device, batch_size=torch.Size([n]))
@@ -290,7 +317,21 @@ class MultitaskVecEnv(EnvBase):
         score = torch.where(self._score_kind == 0, ret / self._score_high, clipped)
         return torch.where(self._score_kind == 2, succ, score), succ
 
-    def _out(self, source: dict) -> TensorDictBase:
+    def _out(self, *, truncated: torch.Tensor, **entries: torch.Tensor) -> TensorDictBase:
+        """The output tensordict: the lanes' current state plus ``entries`` (tasks never terminate)."""
+        source = {
+            "observation": self._obs_t.clone(),
+            "action_mask": self._mask.clone(),
+            "task": self._task_ids.clone(),
+            "step_count": self._step_count.clone(),
+            "episode_reward": self._return.clone(),
+            "done": truncated,
+            "terminated": torch.zeros_like(truncated),
+            "truncated": truncated.clone(),
+            **entries,
+        }
+        if self._pixels_t is not None:
+            source["pixels"] = self._pixels_t.clone()
         out = TensorDict._new_unsafe(source, batch_size=self.batch_size)
         if self.device is not None and self.device != torch.device("cpu"):
             out = out.to(self.device, non_blocking=True)
@@ -308,22 +349,7 @@ class MultitaskVecEnv(EnvBase):
         self._return += reward
         truncated = self._step_count >= self._lengths
         score, success = self._score()
-        source = {
-            "observation": self._obs_t.clone(),
-            "reward": reward,
-            "action_mask": self._mask.clone(),
-            "task": self._task_ids.clone(),
-            "step_count": self._step_count.clone(),
-            "episode_reward": self._return.clone(),
-            "score": score,
-            "success": success,
-            "done": truncated,
-            "terminated": torch.zeros_like(truncated),
-            "truncated": truncated.clone(),
-        }
-        if self._pixels_t is not None:
-            source["pixels"] = self._pixels_t.clone()
-        return self._out(source)
+        return self._out(reward=reward, score=score, success=success, truncated=truncated)
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         reset = None if tensordict is None else tensordict.get("_reset", None)
@@ -344,22 +370,7 @@ class MultitaskVecEnv(EnvBase):
             self._step_count[idx] = 0
             self._return[idx] = 0.0
         zeros = torch.zeros(n, 1, dtype=torch.float32)
-        false = torch.zeros(n, 1, dtype=torch.bool)
-        source = {
-            "observation": self._obs_t.clone(),
-            "action_mask": self._mask.clone(),
-            "task": self._task_ids.clone(),
-            "step_count": self._step_count.clone(),
-            "episode_reward": self._return.clone(),
-            "score": zeros,
-            "success": zeros.clone(),
-            "done": false,
-            "terminated": false.clone(),
-            "truncated": false.clone(),
-        }
-        if self._pixels_t is not None:
-            source["pixels"] = self._pixels_t.clone()
-        return self._out(source)
+        return self._out(score=zeros, success=zeros.clone(), truncated=torch.zeros(n, 1, dtype=torch.bool))
 
     def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
         """Seed the lanes at their next reset; lane ``i`` gets TorchRL's ``i``-th derived seed.

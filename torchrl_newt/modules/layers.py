@@ -224,11 +224,12 @@ class TaskMLP(nn.Module):
                 self.norm_weights.append(nn.Parameter(torch.ones(*lead, dims[i + 1])))
                 self.norm_biases.append(nn.Parameter(torch.zeros(*lead, dims[i + 1])))
 
-    def _first(self, x, task_table: torch.Tensor | None, task: torch.Tensor | None, members) -> torch.Tensor:
+    def _first(
+        self, parts: tuple[torch.Tensor, ...], task_table: torch.Tensor | None, task: torch.Tensor | None, members
+    ) -> torch.Tensor:
         w, b = self.weights[0], self.biases[0]
         if members is not None:
             w, b = w[members], b[members]
-        parts = x if isinstance(x, (tuple, list)) else (x,)
         offsets = [0]
         for part in parts:
             offsets.append(offsets[-1] + part.shape[-1])
@@ -259,8 +260,8 @@ class TaskMLP(nn.Module):
             else:
                 proj = torch.einsum("ke,moe->kmo", task_table, w_e)  # [num_tasks, M, out]
                 m, o = proj.shape[1:]
-                rows = F.embedding(task, proj.reshape(proj.shape[0], m * o)).unflatten(-1, (m, o))  # [*b, M, out]
-                h = _accumulate(h, rows.movedim(-2, 0))
+                gathered = F.embedding(task, proj.reshape(proj.shape[0], m * o)).unflatten(-1, (m, o))  # [*b, M, out]
+                h = _accumulate(h, gathered.movedim(-2, 0))
         return h
 
     def forward(
@@ -287,11 +288,11 @@ class TaskMLP(nn.Module):
         Returns:
             ``[*batch, out_dim]`` or ``[M, *batch, out_dim]`` for an ensemble.
         """
-        size = sum(p.shape[-1] for p in x) if isinstance(x, (tuple, list)) else x.shape[-1]
-        if size != self.in_dim:
-            shapes = [tuple(p.shape) for p in x] if isinstance(x, (tuple, list)) else tuple(x.shape)
+        parts = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+        if sum(p.shape[-1] for p in parts) != self.in_dim:
+            shapes = [tuple(p.shape) for p in parts] if isinstance(x, (tuple, list)) else tuple(x.shape)
             raise ValueError(f"expected input of size {self.in_dim} in the last dim, got shape {shapes}")
-        h = self._first(x, task_table, task, members)
+        h = self._first(parts, task_table, task, members)
         n = len(self.weights)
         ensemble = self.weights[0].dim() == 3
         for i in range(n):

@@ -200,7 +200,9 @@ class TDMPC2Planner(TensorDictModuleBase):
         is_init: torch.Tensor | None = None,
         explore: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Plan for a batch of observations ``[N, obs_dim]`` (tensor API; compile this one).
+        """Plan for a batch of observations ``[N, obs_dim]`` (tensor API), ``env_chunk_size`` envs at a time.
+
+        :meth:`compile_plan` compiles the per-chunk step this calls.
 
         Returns:
             ``(action [N, A], mean [N, H, A])``; ``mean`` is the warm start of the next call.
