@@ -93,6 +93,36 @@ def test_walker_reset_seed_rebuilds_the_same_terrain():
     env.close()
 
 
+def test_hills_come_from_the_global_generator_stand_in():
+    """Newt draws the hills from NumPy's global generator after four sky/cloud colour draws:
+    seed s reproduces np.random.seed(s)'s hills, and NumPy's own global state is left alone."""
+    env = TerrainBipedalWalker("hills")
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    env.reset(seed=7)
+    assert np.random.random() == expected_next
+    rng = np.random.RandomState(7)
+    rng.randint(-7, 7, size=3), rng.randint(-7, 7, size=1), rng.randint(-4, 4, size=3), rng.randint(-4, 4, size=1)
+    base = 400 / 30 / 4 + rng.uniform(-1, -0.8)
+    amp, length = rng.uniform(0.4, 0.8), rng.uniform(7, 14)
+    x = np.arange(200) * (14 / 30)
+    expected = np.clip(base + amp * np.sin(2 * np.pi * x / length), 1.0, 5.5)
+    np.testing.assert_allclose(env.terrain_y, expected, rtol=1e-12)
+    env.close()
+
+
+def test_walker_velocity_observation_uses_newts_view():
+    """Newt's walker ran with a 224-pixel view at 15 pixels per unit: vx * 0.3 * (224 / 15) / 50."""
+    env = TerrainBipedalWalker("flat")
+    env.reset(seed=0)
+    obs, *_ = env.step(np.array([1.0, -1.0, 0.5, 0.0], np.float32))
+    vel = env.hull.linearVelocity
+    assert obs[2] == np.float32(vel.x * 0.3 * 224 / 15 / 50)
+    assert obs[3] == np.float32(vel.y * 0.3 * 224 / 15 / 50)
+    env.close()
+
+
 def test_walker_progress_reward_is_doubled():
     """With the same seed and actions, the benchmark reward adds one more 130 * dx / 30 term."""
     action = np.array([0.3, -0.2, 0.1, 0.4], np.float32)
@@ -141,6 +171,44 @@ def test_takeoff_starts_on_the_pad_below_its_goal():
         _, reward, *_ = env.step(np.zeros(2, np.float32))
         assert reward == 0.0  # resting on the ground earns nothing
     env.close()
+
+
+def test_lander_start_state_uses_newts_push():
+    """Start 0.8 * 400 px high, jittered by U(0.95, 1.05), and a push of U(-600, 600) each way
+    (Gymnasium's lander pushes up to 1000), drawn in this order from the env's generator."""
+    from gymnasium.utils import seeding
+
+    from torchrl_newt.envs.domains.box2d_tasks.lunar_lander import INITIAL_RANDOM, LunarLanderLand
+
+    assert INITIAL_RANDOM == 600.0
+    env = LunarLanderLand()
+    env.reset(seed=0)
+    env.np_random, _ = seeding.np_random(11)
+    x, y, push = env._start_state()
+    ref, _ = seeding.np_random(11)
+    y_noise, x_noise = ref.uniform(0.95, 1.05), ref.uniform(0.95, 1.05)
+    assert y == pytest.approx(320 * y_noise / 30, rel=1e-15)
+    assert x == pytest.approx(200 * x_noise / 30, rel=1e-15)
+    assert push == pytest.approx((ref.uniform(-600, 600), ref.uniform(-600, 600)), rel=1e-15)
+    env.close()
+
+
+def test_lander_goal_precision_and_colour_draws():
+    """Hover's goal is a float32 centre plus float64 noise (stays float64); takeoff's is float32.
+    Colours come from the global-generator stand-in, NumPy's global state is untouched."""
+    np.random.seed(5)
+    expected_next = np.random.random()
+    np.random.seed(5)
+    hover, takeoff = LunarLanderHover(), LunarLanderTakeoff()
+    hover.reset(seed=1)
+    takeoff.reset(seed=1)
+    assert np.random.random() == expected_next
+    assert hover.goal.dtype == np.float64 and takeoff.goal.dtype == np.float32
+    rng = np.random.RandomState(1)  # sky colour: (20, 10, 15) + one shared and three channel offsets
+    sky = np.clip(np.array([20, 10, 15]) + rng.randint(-10, 10) + rng.randint(-5, 5, size=(3,)), 0, 255)
+    assert hover.sky_color == sky.tolist()
+    hover.close()
+    takeoff.close()
 
 
 @pytest.mark.parametrize("task, low, high", [("lunarlander-land", -0.5, 1.0), ("lunarlander-hover", 0.0, 2.0)])

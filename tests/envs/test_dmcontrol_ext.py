@@ -2,7 +2,10 @@
 
 Besides the environment contract (specs, truncation, scores, seeding, rendering), every task is
 checked for a sensible reward: a small documented scripted policy must earn more than zero actions
-over a short horizon.
+over a short horizon. The variants of stock bodies (and their held-out siblings) follow Newt's
+definitions (nicklashansen/newt at 75def92, ``tdmpc2/envs/tasks/``): their rewards and models are
+checked at hand-built states whose values are worked out by hand from the model geometry (the
+golden trajectories of ``test_golden.py`` check them step by step).
 """
 
 from __future__ import annotations
@@ -109,9 +112,10 @@ def jacobian_transpose_reacher(kp: float = 20.0, kd: float = 0.05) -> Policy:
     return policy
 
 
-def periodic_jump(period: int = 30, push: int = 8) -> Policy:
-    """Jumper: extend both legs fully for ``push`` steps, retract them for the rest of the period."""
-    return lambda t, obs: np.ones(2) * (1.0 if (t % period) < push else -1.0)
+def periodic_jump(period: int = 10, push: int = 3) -> Policy:
+    """Jumper: kick the two hinged legs apart (opposite torques) for ``push`` steps, then back
+    together for the rest of the period (Newt's jumper has hinged legs, not telescopic ones)."""
+    return lambda t, obs: np.array([1.0, -1.0]) * (1.0 if (t % period) < push else -1.0)
 
 
 def _arm_angles(obs: np.ndarray, n_arms: int) -> np.ndarray:
@@ -304,3 +308,130 @@ def test_held_out_ext_tasks_build(task):
     _, reward, _ = raw.step(np.zeros(spec.action_dim))
     assert 0.0 <= reward <= spec.action_repeat
     raw.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Reward definitions of Newt (nicklashansen/newt at 75def92, tdmpc2/envs/tasks/), checked at
+# hand-built physics states whose rewards are worked out from the model's geometry by hand.
+# --------------------------------------------------------------------------------------------
+def _set_state(env, qpos: dict[str, float] | None = None, qvel: dict[str, float] | None = None) -> None:
+    physics = env.physics
+    with physics.reset_context():
+        physics.data.qpos[:] = 0.0
+        physics.data.qvel[:] = 0.0
+        for name, value in (qpos or {}).items():
+            physics.named.data.qpos[name] = value
+        for name, value in (qvel or {}).items():
+            physics.named.data.qvel[name] = value
+
+
+def _reward_at(domain: str, task: str, qpos=None, qvel=None) -> float:
+    env = load(domain, task, random=0)
+    env.reset()
+    _set_state(env, qpos, qvel)
+    return float(env.task.get_reward(env.physics))
+
+
+@pytest.mark.parametrize(
+    ("speed", "expected"),
+    # lifted 2 m, the torso and both feet are far above 1.2 m: both stance heights are 1, and
+    # the stillness term is linear in |v| from 1 (|v| <= 0.5) to 0 (|v| >= 1)
+    [(0.0, 1.0), (0.75, (5 + 0.5) / 6), (-0.75, (5 + 0.5) / 6), (1.0, 5 / 6), (3.0, 5 / 6)],
+)
+def test_cheetah_jump_reward_is_mean_of_two_stances(speed, expected):
+    assert _reward_at("cheetah", "jump", {"rootz": 2.0}, {"rootx": speed}) == pytest.approx(expected, abs=1e-9)
+
+
+def test_cheetah_jump_reward_at_rest():
+    # zero joint angles: torso at 0.7 m, back foot frame at 0.7 - 0.25 - 0.14 = 0.31 m, front foot
+    # frame at 0.7 - 0.24 - 0.18 = 0.28 m; each stance height term is the gaussian tolerance of
+    # the torso/foot mean height, 0.1 ** (d ** 2) at d margins (0.6 m) below 1.2 m
+    def stance(foot_z: float) -> float:
+        d = (1.2 - (0.7 + foot_z) / 2) / 0.6
+        return (5 * 0.1 ** (d**2) + 1) / 6
+
+    expected = (stance(0.31) + stance(0.28)) / 2  # ~0.202
+    assert _reward_at("cheetah", "jump") == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("speed", "expected"),
+    # upright at zero joint angles the torso is 0.9 m above the foot (standing term 1); the hop
+    # term is 1 from 1 m/s backward, 0.5 at 0.5 m/s, 0 from standing still on (linear)
+    [(-2.0, 1.0), (-1.0, 1.0), (-0.75, 0.75), (-0.5, 0.5), (0.0, 0.0), (1.0, 0.0)],
+)
+def test_hopper_hop_backward_reward(speed, expected):
+    assert _reward_at("hopper", "hop_backward", qvel={"rootx": speed}) == pytest.approx(expected, abs=1e-9)
+
+
+def test_cup_spin_reward():
+    # zero joint positions: the ball (radius 0.025) rests 0.35 m below the cup's target box
+    # centre at (0, 0.55); place it 0.25 m to the side of that centre instead
+    side = {"ball_x": 0.25, "ball_z": 0.35}
+    # distance 0.25 (one margin below 0.5: 0.5); speed 3 (one margin below 6: 0.5)
+    assert _reward_at("ball_in_cup", "spin", side, {"ball_x": 3.0}) == pytest.approx(0.5, abs=1e-9)
+    # speed 6 or more: the speed term is 1, so (0.5 + 2) / 3
+    assert _reward_at("ball_in_cup", "spin", side, {"ball_z": -8.0}) == pytest.approx(2.5 / 3, abs=1e-9)
+    # in the cup nothing is paid, however fast the ball moves
+    assert _reward_at("ball_in_cup", "spin", {"ball_z": 0.35}, {"ball_x": 10.0}) == 0.0
+
+
+def test_cup_spin_ball_starts_in_the_cup_nine_times_in_ten():
+    env = load("ball_in_cup", "spin", random=0)
+    inside = 0
+    for _ in range(200):
+        env.reset()
+        inside += int(env.physics.in_target())
+    assert 160 <= inside <= 199  # binomial(200, ~0.9): mean 180, sd 4.2
+
+
+def test_reacher_three_arm_geometry():
+    env = load("reacher", "three_easy", random=0)
+    physics = env.physics
+    assert sum(reacher_mod.LINK_LENGTHS) == pytest.approx(0.27)
+    _set_state(env)
+    assert physics.named.data.geom_xpos["finger", "x"] == pytest.approx(0.27)
+    np.testing.assert_allclose(np.degrees(physics.named.model.jnt_range[["shoulder1", "wrist"]]), [[-80, 80]] * 2)
+    np.testing.assert_allclose(physics.model.actuator_gear[:, 0], [0.05] * 3)
+
+
+def test_cartpole_long_pole():
+    env = load("cartpole", "balance_long_sparse", random=0)
+    model = env.physics.named.model
+    assert model.body_mass["pole_1"] == pytest.approx(0.2)
+    assert model.geom_size["pole_1", 1] == pytest.approx(0.75)  # capsule half-length: a 1.5 m pole
+
+
+def test_walker_incline_slope_and_absolute_height_reward():
+    env = load("walker", "stand_incline", random=0)
+    normal = env.physics.named.data.geom_xmat["floor"].reshape(3, 3)[:, 2]
+    assert np.degrees(np.arctan2(-normal[0], normal[2])) == pytest.approx(7.95, abs=0.01)
+    assert normal[1] == 0.0
+    # upright with the torso at 1.3 m above z = 0 but 5 m up the slope (ground at ~0.7 m there):
+    # the stock reward measures the torso height from z = 0, so standing pays 1
+    _set_state(env, {"rootx": 5.0})
+    assert env.task.get_reward(env.physics) == pytest.approx(1.0)
+
+
+# Walker at zero joint angles: torso at 1.3 m, thighs (hip frames) at 1.0 m, feet at 0.05 m.
+# Lying flat (rooty = pi / 2, rootz = -1.25): torso, thighs and feet at 0.05 m, upright = 0.
+# Upside down (rooty = pi): thighs at 1.6 m, feet at 2.55 m, upright = -1.
+# Gaussian terms 1.9 margins off their bound (0.05 vs 1 / 1.1) are ~3e-4: counted as 0 here.
+UPRIGHT, LYING, UPSIDE_DOWN = {}, {"rooty": np.pi / 2, "rootz": -1.25}, {"rooty": np.pi}
+
+
+@pytest.mark.parametrize(
+    ("pose", "state", "expected"),
+    [
+        ("arabesque", UPRIGHT, (3 + 1 + 0 + 0) / 6),  # standing, left foot down, right foot low
+        ("arabesque", LYING, (0 + 1 + 0 + 0.5) / 6),
+        ("lie_down", UPRIGHT, 0.0),
+        ("lie_down", LYING, (3 + 1 + 0.5) / 5),
+        ("legs_up", UPRIGHT, 0.0),
+        ("legs_up", LYING, (3 + 0 + 1 + 0.5) / 7),  # lying, but the feet are not up
+        ("headstand", UPRIGHT, (0 + 2) / 5),  # thighs at 1 m already, feet down
+        ("headstand", UPSIDE_DOWN, 1.0),
+    ],
+)
+def test_walker_pose_rewards(pose, state, expected):
+    assert _reward_at("walker", pose, state) == pytest.approx(expected, abs=2e-3)

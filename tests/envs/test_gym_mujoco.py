@@ -62,9 +62,34 @@ def _gym_reference(env_id, **kwargs):
     return gym.make(env_id, **kwargs).unwrapped
 
 
+def test_default_envs_are_newts_v4():
+    """Newt (tdmpc2/envs/mujoco.py) builds the -v4 envs; v5 stays available on request."""
+    ids = {"mujoco-ant": "Ant-v4", "mujoco-halfcheetah": "HalfCheetah-v4", "mujoco-hopper": "Hopper-v4",
+           "mujoco-inverted-pendulum": "InvertedPendulum-v4", "mujoco-reacher": "Reacher-v4",
+           "mujoco-walker": "Walker2d-v4"}
+    for task, env_id in ids.items():
+        raw = build_raw_task(task)
+        assert raw.env.spec.id == env_id
+        raw.close()
+    raw = build_raw_task("mujoco-hopper", version="v5")
+    assert raw.env.spec.id == "Hopper-v5"
+    raw.close()
+    with pytest.raises(ValueError, match="version"):
+        build_raw_task("mujoco-hopper", version="v3")
+
+
+def test_builder_seed_seeds_the_first_reset():
+    a = build_raw_task("mujoco-walker", seed=5)
+    b = build_raw_task("mujoco-walker")
+    np.testing.assert_array_equal(a.reset(), b.reset(seed=5))
+    assert not np.array_equal(a.reset(), b.reset(seed=5))  # only the first reset uses it
+    a.close()
+    b.close()
+
+
 def test_hopper_matches_gymnasium_with_shaping():
     """Action scaling, repeat 2 and the healthy-or-penalty rule against plain Gymnasium stepping."""
-    ref = _gym_reference("Hopper-v5", terminate_when_unhealthy=False)
+    ref = _gym_reference("Hopper-v4", terminate_when_unhealthy=False)
     raw = build_raw_task("mujoco-hopper")
     ref_obs, _ = ref.reset(seed=3)
     np.testing.assert_allclose(raw.reset(seed=3), ref_obs.astype(np.float32))
@@ -105,8 +130,8 @@ def test_v5_matches_v4_observations_and_rewards(task, same_reward):
     Reacher-v5 measures the distance reward after the physics step (v4: before), so only its
     observations match exactly.
     """
-    v4 = build_raw_task(task, version="v4")
-    v5 = build_raw_task(task)
+    v4 = build_raw_task(task)
+    v5 = build_raw_task(task, version="v5")
     np.testing.assert_allclose(v4.reset(seed=1), v5.reset(seed=1), atol=1e-6)
     rng = np.random.default_rng(1)
     for _ in range(10):

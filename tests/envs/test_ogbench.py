@@ -33,12 +33,8 @@ def test_all_tasks_build_with_registry_dims():
         raw.close()
 
 
-@pytest.mark.parametrize("layout", sorted(CUSTOM_MAZES))
-def test_custom_layouts_are_connected(layout):
-    grid = np.array(CUSTOM_MAZES[layout]["map"])
-    assert (grid[0] == 1).all() and (grid[-1] == 1).all() and (grid[:, 0] == 1).all() and (grid[:, -1] == 1).all()
+def _free_component(grid, start):
     free = {tuple(c) for c in np.argwhere(grid == 0)}
-    start = next(iter(free))
     seen, queue = {start}, deque([start])
     while queue:
         i, j = queue.popleft()
@@ -46,12 +42,64 @@ def test_custom_layouts_are_connected(layout):
             if n in free and n not in seen:
                 seen.add(n)
                 queue.append(n)
-    assert seen == free  # every free cell reachable
-    for init, goal in CUSTOM_MAZES[layout]["tasks"]:
-        assert tuple(init) in free and tuple(goal) in free and tuple(init) != tuple(goal)
+    return free, seen
+
+
+@pytest.mark.parametrize("layout", sorted(CUSTOM_MAZES))
+def test_newt_layouts_and_task_lists(layout):
+    """Newt's layouts: every task joins two free, connected cells at Manhattan distance >= 3, and
+    the list holds every such ordered pair of the layout's start/goal cells."""
+    grid = np.array(CUSTOM_MAZES[layout]["map"])
+    tasks = [tuple(map(tuple, t)) for t in CUSTOM_MAZES[layout]["tasks"]]
+    assert grid.shape == (8, 8) and len(set(tasks)) == len(tasks)
+    cells = sorted({c for t in tasks for c in t})
+    free, reachable = _free_component(grid, cells[0])
+    assert set(cells) <= reachable <= free
+    expected = {(a, b) for a in cells for b in cells if abs(a[0] - b[0]) + abs(a[1] - b[1]) >= 3}
+    assert set(tasks) == expected
     env = make_maze("point", layout)
     np.testing.assert_array_equal(env.maze_map, grid)
+    assert env.num_tasks == len(tasks) and env.task_infos[0]["init_ij"] == tasks[0][0]
     env.close()
+
+
+def test_newt_layout_facts():
+    """Spot values of Newt's maps (tdmpc2/envs/tasks/ogbench_maze.py) and task-list sizes."""
+    assert CUSTOM_MAZES["bottleneck"]["map"][3] == [1, 0, 0, 0, 0, 0, 0, 1]
+    assert CUSTOM_MAZES["bottleneck"]["map"][1] == [1, 0, 0, 1, 1, 0, 0, 1]
+    assert CUSTOM_MAZES["circle"]["map"][1] == [1, 1, 0, 0, 0, 0, 1, 1]
+    assert CUSTOM_MAZES["spiral"]["map"][2] == [1, 0, 1, 0, 1, 1, 0, 1]
+    assert CUSTOM_MAZES["var1"]["map"][0] == [1, 1, 1, 1, 0, 0, 1, 1]
+    assert CUSTOM_MAZES["var2"]["map"][4] == [0, 0, 0, 0, 0, 0, 0, 1]
+    # spiral: 16 cells in 5 clusters; bottleneck/var2 and circle/var1 share their cell lists
+    assert len({c for t in CUSTOM_MAZES["spiral"]["tasks"] for c in t}) == 16
+    assert CUSTOM_MAZES["bottleneck"]["tasks"] == CUSTOM_MAZES["var2"]["tasks"]
+    assert CUSTOM_MAZES["circle"]["tasks"] == CUSTOM_MAZES["var1"]["tasks"]
+    # pairs at distance < 3 among the four cells of one 2x2 corner block: all 12 ordered pairs
+    corner = [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert not [t for t in CUSTOM_MAZES["bottleneck"]["tasks"] if t[0] in corner and t[1] in corner]
+
+
+def test_maze_time_limit_in_simulator_steps():
+    """Past 400 simulator steps (100 point agent steps at repeat 4) an agent step is one sub-step."""
+    raw = build_raw_task("og-point-arena", seed=0)
+    raw.reset(seed=0)
+    calls = []
+    step = raw.env.step
+
+    def counting_step(action):
+        calls.append(1)
+        return step(action)
+
+    raw.env.step = counting_step
+    for _ in range(102):
+        raw.step(np.zeros(2))
+    assert len(calls) == 100 * 4 + 2
+    raw.reset(seed=0)
+    calls.clear()
+    raw.step(np.zeros(2))
+    assert len(calls) == 4  # reset restarts the count
+    raw.close()
 
 
 def test_maze_reward_success_and_observation():

@@ -52,14 +52,35 @@ def test_pillow_fix():
 
 
 def test_raw_task_matches_robodesk_observation_layout():
+    """Newt flattens RoboDesk's gym Dict space, whose keys are sorted: end_effector (3),
+    qpos_objects (26, RoboDesk fills it with velocities), qpos_robot (9), qvel_objects (26),
+    qvel_robot (9)."""
     raw = build_raw_task("rd-push-green", seed=0)
     raw.reset(seed=0)
     obs, _, _ = raw.step(np.zeros(5))
     data = raw.env.physics.data
-    np.testing.assert_allclose(obs[:9], data.qpos[:9].astype(np.float32))
-    np.testing.assert_allclose(obs[9:18], data.qvel[:9].astype(np.float32))
-    np.testing.assert_allclose(obs[47:], data.qvel[9:].astype(np.float32))
+    np.testing.assert_allclose(obs[:3], raw.env.physics.named.data.site_xpos["end_effector"].astype(np.float32))
+    np.testing.assert_allclose(obs[3:29], data.qvel[9:].astype(np.float32))
+    np.testing.assert_allclose(obs[29:38], data.qpos[:9].astype(np.float32))
+    np.testing.assert_allclose(obs[38:64], data.qvel[9:].astype(np.float32))
+    np.testing.assert_allclose(obs[64:], data.qvel[:9].astype(np.float32))
     assert raw.env.num_steps == 20  # Newt's zero-action step after reset + one agent step, 10 sub-steps each
+    raw.close()
+
+
+def test_actions_reach_robodesk_as_float32(monkeypatch):
+    raw = build_raw_task("rd-push-red", seed=0)
+    raw.reset(seed=0)
+    seen = []
+    convert = raw.env._convert_action
+
+    def spy(action):
+        seen.append(np.asarray(action).dtype)
+        return convert(action)
+
+    monkeypatch.setattr(raw.env, "_convert_action", spy)
+    raw.step(np.full(5, 0.3, np.float64))
+    assert seen and all(d == np.float32 for d in seen)
     raw.close()
 
 

@@ -154,6 +154,8 @@ class GymRawTask:
             reported as ``info["success"]``. ``None`` (default): the task defines no success and
             ``info`` stays empty.
         name: a name for messages and ``repr`` (defaults to the env's spec id or class name).
+        seed: seed of the first :meth:`reset` called without one (later resets continue the
+            simulator's generator). ``None`` (default): the first reset is unseeded too.
 
     Attributes:
         obs_dim: length of the float32 observation.
@@ -185,6 +187,7 @@ class GymRawTask:
         frame_fn: FrameFn | None = None,
         success_key: str | None = None,
         name: str | None = None,
+        seed: int | None = None,
     ) -> None:
         if action_repeat < 1:
             raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
@@ -212,12 +215,16 @@ class GymRawTask:
         self._identity_scale = bool(np.all(self._center == 0) and np.all(self._half_range == 1))
         self._action_dtype = space.dtype or np.float32
         self.obs_dim = self._measure_obs_dim()
+        self._first_seed = None if seed is None else int(seed)
 
     # -- protocol ---------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Start an episode; a ``seed`` reseeds the simulator's generator (reproducible episodes)."""
         if self.reward_shaping is not None:
             self.reward_shaping.reset()
+        if seed is None:
+            seed = self._first_seed
+        self._first_seed = None
         obs, _ = self.env.reset(seed=None if seed is None else int(seed))
         return self._obs(obs)
 

@@ -1,14 +1,17 @@
 """Box2D tasks (MMBench domain ``"box2d"``): bipedal walker terrains and lunar lander variants.
 
+The tasks follow Newt's definitions (nicklashansen/newt, commit 75def92, ``tdmpc2/envs/box2d.py``
+and ``tdmpc2/envs/tasks/{bipedal_walker,lunarlander}.py``).
+
 Eight tasks, each a :class:`~torchrl_newt.envs.domains._gym.GymRawTask` around an env of
 :mod:`torchrl_newt.envs.domains.box2d_tasks` with action repeat 2 and, as in the MMBench facts,
 fixed-length episodes (falls, crashes and landings never end an episode):
 
-* ``bipedal-walker-{flat,uneven,rugged,hills,obstacles}``: Gymnasium's BipedalWalker on our
+* ``bipedal-walker-{flat,uneven,rugged,hills,obstacles}``: Gymnasium's BipedalWalker on Newt's
   terrains (:class:`~torchrl_newt.envs.domains.box2d_tasks.TerrainBipedalWalker`); each sub-step
   reward is clipped to ``[-1, 10]`` (a fallen walker keeps earning ``-1``);
 * ``lunarlander-land``: continuous landing; sub-step rewards ``clip(r, -5, 10) / 20``;
-* ``lunarlander-hover`` / ``lunarlander-takeoff``: our goal-reaching variants, 10-d observations
+* ``lunarlander-hover`` / ``lunarlander-takeoff``: Newt's goal-reaching variants, 10-d observations
   (2 goal-offset dims) and rewards already in ``[0, 1]`` per sub-step (no clipping).
 
 Gymnasium's Box2D envs take actions in ``[-1, 1]`` already, so actions pass through (clipped).
@@ -41,11 +44,12 @@ _TASKS: dict[str, tuple[str, dict[str, Any], tuple[float, float, float] | None]]
 }
 
 
-def make_box2d_task(spec: TaskSpec | str, **env_kwargs: Any) -> GymRawTask:
+def make_box2d_task(spec: TaskSpec | str, *, seed: int | None = None, **env_kwargs: Any) -> GymRawTask:
     """Build the raw task of an MMBench Box2D task (the ``"box2d"`` domain builder).
 
     Args:
         spec: the task spec (or name), e.g. ``"bipedal-walker-hills"``.
+        seed: seed of the first reset (later resets continue the env's generators).
         **env_kwargs: extra constructor arguments of the env class (e.g.
             ``forward_reward_scale=1.0`` for a walker with Gymnasium's reward).
 
@@ -77,6 +81,7 @@ def make_box2d_task(spec: TaskSpec | str, **env_kwargs: Any) -> GymRawTask:
         action_repeat=int(spec.source.get("action_repeat", spec.action_repeat)),
         reward_shaping=ClipReward(*clip) if clip is not None else None,
         name=spec.name,
+        seed=seed,
     )
     logger.debug("built %s on %s(%s)", spec.name, factory, kwargs)
     return raw

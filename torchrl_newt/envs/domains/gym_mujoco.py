@@ -19,8 +19,14 @@ ant, hopper and walker), the hopper and walker replace each sub-step reward by `
 while healthy and ``-1`` while unhealthy, and the inverted pendulum earns nothing after the
 pole first falls (the episode goes on).
 
-**Env versions.** The benchmark was defined on the ``-v4`` envs; we build the current ``-v5``
-envs by default, with keyword arguments that restore the v4 observation layout and reward:
+**Env versions.** The tasks follow Newt's definitions (nicklashansen/newt, commit 75def92,
+``tdmpc2/envs/mujoco.py``), which build Gymnasium's ``-v4`` envs: :func:`make_mujoco_task` does
+the same by default (``version="v4"``; Gymnasium 1.x still registers them and warns that they are
+deprecated). Newt's wrapper scales actions by the env's bound without clipping them; our raw tasks
+clip to ``[-1, 1]`` first, which is the same for actions inside the box.
+
+``version="v5"`` builds the current ``-v5`` envs instead, with keyword arguments that restore the
+v4 observation layout and reward where v5 allows it:
 
 * ``Ant-v5``: ``include_cfrc_ext_in_observation=False`` (27-d observation, no contact forces)
   and ``contact_cost_weight=0`` (v4 without contact forces had no contact cost);
@@ -31,8 +37,7 @@ envs by default, with keyword arguments that restore the v4 observation layout a
   dynamics differ slightly from v4; ``Hopper``, ``HalfCheetah`` and ``InvertedPendulum`` give
   the same observations and (after our shaping) the same rewards as v4, up to v5's model fixes.
 
-Pass ``version="v4"`` to any builder to get the benchmark's exact v4 envs (Gymnasium 1.x still
-registers them, with a deprecation warning).
+v5 trajectories therefore differ from Newt's; use it only where v4 cannot be built.
 """
 
 from __future__ import annotations
@@ -138,18 +143,20 @@ _TASKS: dict[str, _MujocoFacts] = {
 def make_mujoco_task(
     spec: TaskSpec | str,
     *,
-    version: str = "v5",
+    version: str = "v4",
     render_size: int | tuple[int, int] = 224,
+    seed: int | None = None,
     **env_kwargs: Any,
 ) -> GymRawTask:
     """Build the raw task of an MMBench MuJoCo task (the ``"mujoco"`` domain builder).
 
     Args:
         spec: the task spec (or name), e.g. ``"mujoco-hopper"``.
-        version: Gymnasium env version, ``"v5"`` (default, with v4-compatible arguments) or
-            ``"v4"`` (the benchmark's exact envs).
+        version: Gymnasium env version, ``"v4"`` (default: Newt's envs) or ``"v5"`` (the
+            current envs, with v4-compatible arguments; see the module docstring).
         render_size: native size of rendered frames, an int (square) or ``(height, width)``.
             Frames of another size are resized on :meth:`GymRawTask.render`.
+        seed: seed of the first reset (later resets continue the simulator's generator).
         **env_kwargs: extra keyword arguments for ``gymnasium.make`` (override ours).
 
     Returns:
@@ -157,12 +164,16 @@ def make_mujoco_task(
         and reward rules.
 
     Examples:
-        >>> raw = make_mujoco_task("mujoco-reacher")
+        >>> raw = make_mujoco_task("mujoco-reacher")  # Reacher-v4, as in Newt
         >>> raw.obs_dim, raw.action_dim, raw.action_repeat
         (11, 2, 1)
         >>> obs = raw.reset(seed=0)
-        >>> float(obs[-1])  # the padded z component of fingertip - target
+        >>> float(obs[-1])  # v4's constant z component of fingertip - target
         0.0
+        >>> raw.close()
+        >>> raw = make_mujoco_task("mujoco-reacher", version="v5")  # z component padded back
+        >>> float(raw.reset(seed=0)[-1]), raw.env.spec.id
+        (0.0, 'Reacher-v5')
         >>> raw.close()
     """
     import gymnasium as gym
@@ -196,6 +207,7 @@ def make_mujoco_task(
         reward_shaping=shaping() if shaping is not None else None,
         obs_fn=_append_zero if (facts.v5_pad_obs and version == "v5") else None,
         name=spec.name,
+        seed=seed,
     )
     logger.debug("built %s on %s (repeat %d)", spec.name, env_id, repeat)
     return raw

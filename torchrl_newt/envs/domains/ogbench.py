@@ -18,10 +18,17 @@ env_only=True)``): no dataset is ever downloaded. Three families, following Newt
     the goal does not end the episode. ``arena`` tasks draw start/goal cells from ``[2, 4]^2`` at
     Manhattan distance >= 2; ``maze`` (OGBench's ``medium``) gets Newt's edited task list.
 
-OGBench ships ``arena`` and ``medium``; the ``bottleneck``, ``circle``, ``spiral`` and ``var1/var2``
-layouts of Newt's private module are not public, so :data:`CUSTOM_MAZES` defines our own 8x8 layouts
-with those names (same cell size, walls and goal tolerance as OGBench's mazes). Their difficulty is
-comparable in spirit but scores are not comparable with Newt's on these five layouts.
+The tasks follow Newt's definitions (nicklashansen/newt, commit 75def92, ``tdmpc2/envs/ogbench.py``
+and ``tdmpc2/envs/tasks/ogbench_maze.py``). OGBench ships ``arena`` and ``medium``; the
+``bottleneck``, ``circle``, ``spiral`` and held-out ``var1``/``var2`` layouts are Newt's, kept in
+:data:`CUSTOM_MAZES` (maps and start/goal task lists: every ordered pair of a layout's listed cells
+at Manhattan distance >= 3), built on OGBench's own maze class (same cell size, walls, goal
+tolerance, reset and step).
+
+Newt limits each maze episode to 400 *simulator* steps (:data:`MAZE_SIM_STEP_LIMIT`) and its
+action-repeat loop stops at a truncated sub-step; past the limit every agent step is a single
+simulator step. This only shows beyond the benchmark's episode length (100 point / 200 ant agent
+steps) and is reproduced for fidelity.
 
 OGBench draws starts, goals and directions from NumPy's *global* RNG; :class:`OGBenchRawTask` runs
 ``reset``/``step`` inside its own ``RandomState`` (swapped in and out of the global one), so
@@ -43,84 +50,121 @@ import numpy as np
 from torchrl_newt.envs.domains._gym import resize_frame
 from torchrl_newt.envs.registry import TaskSpec, register_domain
 
-__all__ = ["CUSTOM_MAZES", "OGBenchRawTask", "make_maze", "make_ogbench_task"]
+__all__ = ["CUSTOM_MAZES", "MAZE_SIM_STEP_LIMIT", "OGBenchRawTask", "make_maze", "make_ogbench_task"]
 
 logger = logging.getLogger(__name__)
 
-# Our layouts for the maze names OGBench does not ship (1 = wall, 0 = free; 4 m cells, like
-# OGBench's 8x8 "arena"/"medium"), with (init_ij, goal_ij) task pairs.
+# Newt's layouts for the maze names OGBench does not ship (nicklashansen/newt, commit 75def92,
+# ``tdmpc2/envs/tasks/ogbench_maze.py``): 1 = wall, 0 = free, 4 m cells like OGBench's 8x8 mazes.
+# Each layout's tasks are all ordered pairs of its start/goal cells at Manhattan distance >= 3.
+_CORNER_CELLS = (
+    (1, 1), (1, 2), (2, 1), (2, 2),
+    (5, 5), (5, 6), (6, 5), (6, 6),
+    (1, 5), (2, 5), (1, 6), (2, 6),
+    (5, 1), (6, 1), (5, 2), (6, 2),
+    (3, 3), (3, 4), (4, 3), (4, 4),
+)
+_RING_CELLS = (
+    (2, 1), (1, 2), (2, 2), (3, 1), (1, 3),
+    (4, 1), (5, 1), (5, 2), (6, 2), (6, 3),
+    (6, 4), (6, 5), (5, 5), (5, 6), (4, 6),
+    (1, 4), (1, 5), (2, 5), (2, 6), (3, 6),
+)
+_SPIRAL_CELLS = (
+    (1, 1), (1, 2), (2, 1),
+    (1, 6), (2, 6), (1, 5),
+    (6, 1), (6, 2), (5, 1),
+    (6, 6), (5, 6), (6, 5),
+    (3, 3), (3, 4), (4, 3),
+    (4, 4),
+)
+_MIN_TASK_DISTANCE = 3
+
+
+def _cell_pairs(cells: tuple[tuple[int, int], ...], min_distance: int = _MIN_TASK_DISTANCE) -> list[list[tuple[int, int]]]:
+    """All ordered ``[init, goal]`` pairs of ``cells`` at Manhattan distance >= ``min_distance``.
+
+    Examples:
+        >>> _cell_pairs(((1, 1), (1, 2), (4, 4)))
+        [[(1, 1), (4, 4)], [(1, 2), (4, 4)], [(4, 4), (1, 1)], [(4, 4), (1, 2)]]
+    """
+    return [
+        [a, b] for a in cells for b in cells if abs(a[0] - b[0]) + abs(a[1] - b[1]) >= min_distance
+    ]
+
+
 CUSTOM_MAZES: dict[str, dict[str, Any]] = {
-    # two rooms joined by a one-cell gap
     "bottleneck": {
         "map": [
             [1, 1, 1, 1, 1, 1, 1, 1],
+            [1, 0, 0, 1, 1, 0, 0, 1],
+            [1, 0, 0, 1, 1, 0, 0, 1],
             [1, 0, 0, 0, 0, 0, 0, 1],
             [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 1, 1, 0, 1, 1, 1, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
+            [1, 0, 0, 1, 1, 0, 0, 1],
+            [1, 0, 0, 1, 1, 0, 0, 1],
             [1, 1, 1, 1, 1, 1, 1, 1],
         ],
-        "tasks": [[(1, 1), (6, 6)], [(6, 1), (1, 6)], [(2, 6), (5, 1)], [(5, 6), (1, 1)], [(1, 3), (6, 3)]],
+        "tasks": _cell_pairs(_CORNER_CELLS),
     },
-    # a ring corridor around a central block
     "circle": {
         "map": [
             [1, 1, 1, 1, 1, 1, 1, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
+            [1, 1, 0, 0, 0, 0, 1, 1],
+            [1, 0, 0, 1, 1, 0, 0, 1],
             [1, 0, 1, 1, 1, 1, 0, 1],
             [1, 0, 1, 1, 1, 1, 0, 1],
-            [1, 0, 1, 1, 1, 1, 0, 1],
-            [1, 0, 1, 1, 1, 1, 0, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
+            [1, 0, 0, 1, 1, 0, 0, 1],
+            [1, 1, 0, 0, 0, 0, 1, 1],
             [1, 1, 1, 1, 1, 1, 1, 1],
         ],
-        "tasks": [[(1, 1), (6, 6)], [(6, 1), (1, 6)], [(1, 3), (6, 4)], [(3, 1), (4, 6)], [(6, 6), (1, 1)]],
+        "tasks": _cell_pairs(_RING_CELLS),
     },
-    # a single corridor winding inwards from the top-left corner to the centre
     "spiral": {
         "map": [
             [1, 1, 1, 1, 1, 1, 1, 1],
             [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 1, 1, 1, 1, 1, 0, 1],
+            [1, 0, 1, 0, 1, 1, 0, 1],
+            [1, 0, 1, 0, 0, 0, 0, 1],
             [1, 0, 0, 0, 0, 1, 0, 1],
             [1, 0, 1, 1, 0, 1, 0, 1],
-            [1, 0, 1, 1, 1, 1, 0, 1],
             [1, 0, 0, 0, 0, 0, 0, 1],
             [1, 1, 1, 1, 1, 1, 1, 1],
         ],
-        "tasks": [[(1, 1), (4, 4)], [(4, 4), (1, 1)], [(6, 6), (4, 4)], [(1, 6), (3, 1)], [(6, 1), (1, 3)]],
+        "tasks": _cell_pairs(_SPIRAL_CELLS),
     },
-    # held-out: a U-shaped corridor
+    # held-out layouts (their outer rows and columns have openings onto the floor beyond)
     "var1": {
         "map": [
-            [1, 1, 1, 1, 1, 1, 1, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 1, 1, 1, 1, 0, 0, 1],
-            [1, 1, 1, 1, 1, 0, 0, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 1, 1, 1, 1, 1, 1, 1],
+            [1, 1, 1, 1, 0, 0, 1, 1],
+            [1, 1, 0, 0, 0, 0, 1, 1],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [1, 0, 1, 1, 0, 1, 0, 0],
+            [0, 0, 1, 0, 0, 1, 0, 1],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0, 1, 1],
+            [1, 1, 0, 1, 1, 1, 1, 1],
         ],
-        "tasks": [[(1, 1), (6, 1)], [(6, 1), (1, 1)], [(2, 2), (5, 3)], [(1, 6), (6, 2)], [(5, 1), (2, 3)]],
+        "tasks": _cell_pairs(_RING_CELLS),
     },
-    # held-out: a zigzag through two offset gaps
     "var2": {
         "map": [
-            [1, 1, 1, 1, 1, 1, 1, 1],
+            [0, 0, 1, 1, 0, 0, 1, 1],
             [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 1, 1, 1, 1, 0, 1, 1],
+            [1, 0, 0, 1, 1, 0, 0, 0],
             [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 0, 1, 1, 1, 1, 1, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 0, 0, 0, 0, 0, 0, 1],
-            [1, 1, 1, 1, 1, 1, 1, 1],
+            [0, 0, 0, 0, 0, 0, 0, 1],
+            [0, 0, 0, 1, 1, 0, 0, 0],
+            [1, 0, 0, 1, 0, 0, 0, 1],
+            [1, 1, 0, 1, 0, 0, 1, 1],
         ],
-        "tasks": [[(1, 1), (6, 6)], [(6, 6), (1, 1)], [(1, 6), (5, 3)], [(3, 6), (6, 1)], [(6, 2), (1, 2)]],
+        "tasks": _cell_pairs(_CORNER_CELLS),
     },
 }
+
+# Newt wraps every maze in a 400-step time limit counted in *simulator* steps, and its action-repeat
+# loop stops at the first truncated sub-step: past that limit an agent step is one simulator step.
+MAZE_SIM_STEP_LIMIT = 400
 
 _MAZE_CLASSES: dict[tuple[str, str], type] = {}
 
@@ -213,7 +257,7 @@ def make_maze(loco: str, maze_type: str, **kwargs: Any) -> Any:
     Examples:
         >>> env = make_maze("point", "spiral")
         >>> env.maze_map.shape, env.num_tasks
-        ((8, 8), 5)
+        ((8, 8), 204)
         >>> env.close()
     """
     if maze_type in CUSTOM_MAZES:
@@ -233,6 +277,8 @@ class OGBenchRawTask:
         loco: ``"point"`` or ``"ant"`` (mazes only).
         action_repeat: simulator steps per agent step (4 point / 2 ant mazes, 1 otherwise).
         seed: seed of the private RNG standing in for NumPy's global RNG.
+        sim_step_limit: simulator steps after which each agent step is a single simulator step
+            (Newt's time limit inside its action-repeat loop); ``None`` (default): no limit.
 
     Examples:
         >>> env = make_maze("point", "medium", render_mode="rgb_array", width=64, height=64)
@@ -246,7 +292,16 @@ class OGBenchRawTask:
         >>> raw.close()
     """
 
-    def __init__(self, env: Any, *, kind: str, loco: str = "ant", action_repeat: int = 1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        env: Any,
+        *,
+        kind: str,
+        loco: str = "ant",
+        action_repeat: int = 1,
+        seed: int | None = None,
+        sim_step_limit: int | None = None,
+    ) -> None:
         if kind not in ("ant", "antball", "maze"):
             raise ValueError(f"unknown OGBench task kind {kind!r}")
         if action_repeat < 1:
@@ -266,6 +321,8 @@ class OGBenchRawTask:
             self.obs_dim = 9 if loco == "point" else int(np.prod(env.observation_space.shape)) + 7
         else:
             self.obs_dim = int(np.prod(env.observation_space.shape))
+        self.sim_step_limit = None if sim_step_limit is None else int(sim_step_limit)
+        self._sim_steps = 0
         self._needs_reset = True
 
     # -- protocol ---------------------------------------------------------------------------
@@ -287,6 +344,7 @@ class OGBenchRawTask:
             if self.kind == "antball":
                 obs = self._move_antball_goal()
         self._needs_reset = False
+        self._sim_steps = 0
         return self._observation(obs, info)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, dict]:
@@ -307,6 +365,9 @@ class OGBenchRawTask:
             else:
                 obs, r, _terminated, _truncated, info = self.env.step(act)
             reward += float(r)
+            self._sim_steps += 1
+            if self.sim_step_limit is not None and self._sim_steps >= self.sim_step_limit:
+                break  # Newt's time limit truncates the sub-step loop
         out: dict = {}
         if self.kind == "maze":
             success = self._maze_success()
@@ -427,7 +488,9 @@ def make_ogbench_task(spec: TaskSpec, *, seed: int | None = None, render_size: i
             _edit_tasks(env.unwrapped, maze_type)
         else:
             raise ValueError(f"task {spec.name!r}: unsupported OGBench source facts {dict(source)}")
-    raw = OGBenchRawTask(env, kind=kind, loco=loco, action_repeat=repeat)
+    raw = OGBenchRawTask(
+        env, kind=kind, loco=loco, action_repeat=repeat, sim_step_limit=MAZE_SIM_STEP_LIMIT if kind == "maze" else None
+    )
     raw._rng = rng
     if seed is not None:
         raw.reset(seed=seed)

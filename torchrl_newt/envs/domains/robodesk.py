@@ -1,16 +1,21 @@
 """RoboDesk tasks (``rd-*``) as :class:`~torchrl_newt.envs.registry.RawTask` objects.
 
-MMBench builds ``robodesk.RoboDesk(task, reward="dense", action_repeat=10, episode_length=1001)``:
+The tasks follow Newt's definitions (nicklashansen/newt, commit 75def92, ``tdmpc2/envs/robodesk.py``),
+which build ``robodesk.RoboDesk(task, reward="dense", action_repeat=10, episode_length=1001)``:
 
-* observation: all non-image entries of RoboDesk's observation dict flattened in the order
-  ``qpos_robot (9), qvel_robot (9), end_effector (3), qpos_objects (26), qvel_objects (26)`` = 73.
+* observation: all non-image entries of RoboDesk's observation dict, flattened in the order of its
+  gym ``Dict`` observation space, i.e. sorted by key: ``end_effector (3), qpos_objects (26),
+  qpos_robot (9), qvel_objects (26), qvel_robot (9)`` = 73 (:data:`OBS_KEYS`).
   (RoboDesk 1.0.0 fills ``qpos_objects`` with the object *velocities*; kept as is, as in Newt.)
-* action: 5-d in ``[-1, 1]``; each agent step runs RoboDesk's internal repeat of 10 control steps
-  and returns the summed dense reward;
+* action: 5-d in ``[-1, 1]``, passed to RoboDesk as float32 (Newt passes the agent's float32
+  array: RoboDesk's end-effector arithmetic then runs in float32); each agent step runs RoboDesk's
+  internal repeat of 10 control steps and returns the summed dense reward;
 * every reset is followed by one zero-action step (Newt's wrapper does it);
 * ``info["success"]``: RoboDesk's ``reward_functions[task]("success")`` after the step;
 * RoboDesk ends its episodes after 1001 sub-steps (reset step + 100 agent steps); that ``done`` is
-  ignored here (the transform stack truncates at 100 agent steps).
+  ignored here (the transform stack truncates at 100 agent steps);
+* frames: Newt's view of the desk (camera distance 1.4, azimuth 90, elevation -60, looking at
+  ``(0, 0.535, 1.1)``), rendered square at the requested size.
 
 Two fixes keep it fast and working with current libraries, without touching site-packages:
 
@@ -36,13 +41,18 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
+from torchrl_newt.envs.domains._gym import resize_frame
 from torchrl_newt.envs.registry import TaskSpec, register_domain
 
 __all__ = ["RoboDeskRawTask", "make_robodesk_task", "patch_pillow"]
 
 logger = logging.getLogger(__name__)
 
-OBS_KEYS = ("qpos_robot", "qvel_robot", "end_effector", "qpos_objects", "qvel_objects")
+# Newt's free camera for RoboDesk frames
+_VIEW = {"distance": 1.4, "azimuth": 90.0, "elevation": -60.0, "lookat": (0.0, 0.535, 1.1)}
+
+# RoboDesk's observation entries (image left out) in the order of its gym ``Dict`` space: sorted keys
+OBS_KEYS = ("end_effector", "qpos_objects", "qpos_robot", "qvel_objects", "qvel_robot")
 
 
 def patch_pillow() -> None:
@@ -176,18 +186,29 @@ class RoboDeskRawTask:
         """
         if self._needs_reset:
             raise RuntimeError("RoboDeskRawTask.step() called before reset()")
-        act = np.clip(np.asarray(action, np.float64).reshape(-1), -1.0, 1.0)
+        act = np.clip(np.asarray(action, np.float32).reshape(-1), -1.0, 1.0)
         obs, reward, _done, _info = self.env.step(act)
         success = float(np.asarray(self.env.reward_functions[self.task]("success")).reshape(-1)[0])
         return self._flat(obs), float(reward), {"success": success}
 
     def render(self, width: int = 224, height: int = 224) -> np.ndarray:
-        """Render RoboDesk's camera (its crop) resized to ``uint8 [height, width, 3]``."""
-        from PIL import Image
+        """Render Newt's view of the desk as ``uint8 [height, width, 3]``.
 
-        # RoboDesk's own view: a 120x120 render cropped to its desk box, then resized
-        image = Image.fromarray(self.env.render(resize=False)).crop(box=(16.75, 25.0, 105.0, 88.75))
-        return np.array(image.resize((width, height), resample=Image.LANCZOS), dtype=np.uint8)  # writable
+        Newt renders a square frame of its ``render_size``; other aspect ratios are resized from
+        a square render of the larger side.
+        """
+        from dm_control import mujoco
+
+        size = max(int(width), int(height))
+        camera = mujoco.Camera(physics=self.env.physics, height=size, width=size, camera_id=-1)
+        try:
+            view = camera._render_camera  # noqa: SLF001 - dm_control exposes no setter for a free camera
+            view.distance, view.azimuth, view.elevation = _VIEW["distance"], _VIEW["azimuth"], _VIEW["elevation"]
+            view.lookat[:] = _VIEW["lookat"]
+            frame = camera.render(depth=False, segmentation=False)
+        finally:
+            camera._scene.free()  # noqa: SLF001
+        return np.ascontiguousarray(resize_frame(np.asarray(frame, np.uint8), int(height), int(width)))
 
     def close(self) -> None:
         """Release the physics."""

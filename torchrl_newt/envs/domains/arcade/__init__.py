@@ -1,8 +1,11 @@
-"""MiniArcade: MMBench's 19 ``pygame-*`` tasks, written for torchrl_newt.
+"""MiniArcade: MMBench's 19 ``pygame-*`` tasks and its 9 held-out ones, written for torchrl_newt.
 
-Small 2D games with continuous actions in ``[-1, 1]``. Game logic is pure Python on scalars
-(no drawing while stepping, several thousand steps per second on one core); pygame is imported
-lazily, headless, by ``render()`` only. Each game is documented in ``docs/arcade.md``.
+Small 2D games with continuous actions in ``[-1, 1]``. Cartpole, point maze, the runners and
+reacher follow Newt's definitions (github.com/nicklashansen/newt, commit 75def92,
+``tdmpc2/envs/tasks/pygame/``) draw for draw; see each module for its provenance. Game logic
+is pure Python on scalars (no drawing while stepping, several thousand steps per second on one
+core); pygame is imported lazily, headless, by ``render()`` only. Each game is documented in
+``docs/arcade.md``.
 
 Importing this module registers the ``"pygame"`` domain with the task registry.
 
@@ -46,6 +49,16 @@ GAMES: dict[str, str] = {
     "pygame-point-maze-var1": "point_maze:PointMazeVar1Game",
     "pygame-point-maze-var2": "point_maze:PointMazeVar2Game",
     "pygame-point-maze-var3": "point_maze:PointMazeVar3Game",
+    # held-out tasks
+    "pygame-point-maze-var4": "point_maze:PointMazeVar4Game",
+    "pygame-point-maze-var5": "point_maze:PointMazeVar5Game",
+    "pygame-point-maze-var6": "point_maze:PointMazeVar6Game",
+    "pygame-point-maze-var7": "point_maze:PointMazeVar7Game",
+    "pygame-point-maze-var8": "point_maze:PointMazeVar8Game",
+    "pygame-reacher-easy": "reacher:ReacherEasyGame",
+    "pygame-reacher-hard": "reacher:ReacherHardGame",
+    "pygame-reacher-var1": "reacher:ReacherVar1Game",
+    "pygame-reacher-var2": "reacher:ReacherVar2Game",
 }
 
 # MMBench's class names (``spec.source["class"]``) -> our task names, for specs registered by users
@@ -69,6 +82,15 @@ _BY_SOURCE_CLASS = {
     "PointMazeVariant1Env": "pygame-point-maze-var1",
     "PointMazeVariant2Env": "pygame-point-maze-var2",
     "PointMazeVariant3Env": "pygame-point-maze-var3",
+    "PointMazeVariant4Env": "pygame-point-maze-var4",
+    "PointMazeVariant5Env": "pygame-point-maze-var5",
+    "PointMazeVariant6Env": "pygame-point-maze-var6",
+    "PointMazeVariant7Env": "pygame-point-maze-var7",
+    "PointMazeVariant8Env": "pygame-point-maze-var8",
+    "ReacherEasyEnv": "pygame-reacher-easy",
+    "ReacherHardEnv": "pygame-reacher-hard",
+    "ReacherVar1Env": "pygame-reacher-var1",
+    "ReacherVar2Env": "pygame-reacher-var2",
 }
 
 

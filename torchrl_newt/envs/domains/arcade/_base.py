@@ -104,6 +104,8 @@ class ArcadeGame:
         self.action_repeat = max(1, int(spec.action_repeat)) if spec is not None else 1
         self._seed = seed
         self.rng = np.random.default_rng(seed)
+        self._legacy_seed = seed
+        self._legacy_rng: np.random.RandomState | None = None
         self.t = 0
         self.info: dict[str, Any] = {}
         self._surface = None
@@ -114,6 +116,7 @@ class ArcadeGame:
         """Start a new episode; a given ``seed`` makes the episode fully reproducible."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+            self._legacy_seed, self._legacy_rng = seed, None
         self.t = 0
         self.info = {}
         self._reset()
@@ -175,6 +178,21 @@ class ArcadeGame:
     def randint(self, lo: int, hi: int) -> int:
         """An integer drawn uniformly from ``[lo, hi)`` with the game's generator."""
         return int(self.rng.integers(lo, hi))
+
+    @property
+    def legacy_rng(self) -> np.random.RandomState:
+        """A legacy NumPy stream (``RandomState``) seeded with the last reset seed.
+
+        Some of Newt's games draw part of their randomness from NumPy's global generator
+        (``np.random.randint`` ...) rather than from the env's own generator. Games that follow
+        them draw those numbers from this stream instead, so stepping never touches global
+        state: with ``reset(seed=s)`` it yields what ``np.random.seed(s)`` right before Newt's
+        reset would (the convention of the golden recordings). Built on first use.
+        """
+        if self._legacy_rng is None:
+            seed = self._legacy_seed
+            self._legacy_rng = np.random.RandomState(None if seed is None else int(seed) % 2**32)
+        return self._legacy_rng
 
     @property
     def progress(self) -> float:

@@ -6,10 +6,10 @@ rewards sensible play: the tests assert they score clearly above uniformly rando
 
 Examples:
     >>> from torchrl_newt.envs.domains.arcade import make_game
-    >>> game = make_game("pygame-pong")
-    >>> act = scripted_policy("pygame-pong")
+    >>> game = make_game("pygame-cartpole-balance")
+    >>> act = scripted_policy("pygame-cartpole-balance")
     >>> game.reset(seed=0).shape, act(game).shape
-    ((6,), (1,))
+    ((4,), (1,))
 """
 
 from __future__ import annotations
@@ -31,35 +31,54 @@ SCREEN_MID = 112.0
 def _cowboy(g) -> np.ndarray:
     from torchrl_newt.envs.domains.arcade.runners import RUNNER_W, RUNNER_X
 
-    gap = g.ox - (RUNNER_X + RUNNER_W)
-    return np.array([1.0 if 0.0 <= gap <= 40.0 or g.blocked else -1.0])
+    # a full jump clears 40 px from its 5th to its 18th frame: take off 40-70 px before the cactus
+    gap = g.hitbox[0] - (RUNNER_X + RUNNER_W)
+    return np.array([1.0 if 40 <= gap <= 70 or g.collided else -1.0])
 
 
-def _coinrun(g) -> np.ndarray:
+_COIN_JUMPS = (0.0, 0.35, 0.45, 0.55, 0.62, 0.7, 0.77, 0.85, 0.92, 1.0)
+
+
+def _coins_caught(g, delay: int, a: float, horizon: int = 28) -> int:
+    """Coins of the current trail a jump of strength ``a`` after ``delay`` frames would catch."""
     from torchrl_newt.envs.domains.arcade.runners import (
         COIN_R,
         GRAVITY,
+        JUMP_SPEED,
+        RUNNER_H,
+        RUNNER_W,
         RUNNER_X,
         STAND_Y,
-        coin_jump_speed,
+        rects_collide,
     )
 
-    if not g.supported:
+    y, vy = g.y, g.vy
+    coins = [[c[0], c[1]] for c in g.coins if c[2]]
+    caught = 0
+    for t in range(horizon):
+        if t == delay and a > 0 and y >= STAND_Y - 1e-3:
+            vy = -a * JUMP_SPEED
+        vy += GRAVITY
+        y += vy
+        if y > STAND_Y:
+            y, vy = STAND_Y, 0.0
+        me = (RUNNER_X, int(y), RUNNER_W, RUNNER_H)
+        for c in coins:
+            c[0] -= g.scroll
+            if c[1] is not None and rects_collide(me, (int(c[0] - COIN_R), int(c[1] - COIN_R), 2 * COIN_R, 2 * COIN_R)):
+                c[1] = None
+                caught += 1
+    return caught
+
+
+def _coinrun(g) -> np.ndarray:
+    # plan the jump (strength and take-off frame) that catches most coins of the trail; jump
+    # now only when waiting would catch fewer
+    if not g.on_ground() or not any(c[2] and 0 < c[0] < 200 for c in g.coins):
         return np.array([-1.0])
-    ahead = [c for c in g.coins if c[2] and c[0] + COIN_R > RUNNER_X]
-    if not ahead:
-        return np.array([-1.0])
-    # aim the jump's apex at the highest coin among the next few
-    target = ahead[:3]
-    rise = max(STAND_Y - (c[1] - COIN_R) + 2.0 for c in target)
-    if rise <= 6.0:
-        return np.array([-1.0])
-    v = coin_jump_speed(rise)
-    t_apex = v / GRAVITY
-    arrive = (target[0][0] - RUNNER_X - 8.0) / g.scroll
-    if arrive <= t_apex:
-        return np.array([math.sqrt(clip(v / 14.0, 0.0025, 1.0))])
-    return np.array([-1.0])
+    best = max(((_coins_caught(g, d, a), d, a == 0.0, a) for d in range(4) for a in _COIN_JUMPS))
+    _, delay, _, a = best
+    return np.array([a if delay == 0 and a > 0 else -1.0])
 
 
 def _spaceship(g) -> np.ndarray:
@@ -77,39 +96,33 @@ def _spaceship(g) -> np.ndarray:
 
 
 def _rocket(g) -> np.ndarray:
-    dx, dy = g.cx - g.x, g.cy - g.y
-    ax_des = 0.06 * dx - 0.4 * g.vx
-    ay_des = 0.06 * dy - 0.4 * g.vy
+    dx, dy = g.coin_x - g.x, g.coin_y - g.y
+    ax_des = 0.08 * dx - 0.6 * g.vx
+    ay_des = 0.08 * dy - 0.6 * g.vy
     for o in g.rocks:
         # steer away from where each asteroid will be a few frames from now
-        rx, ry = g.x + 4 * g.vx - (o[0] + 4 * o[2]), g.y + 4 * g.vy - (o[1] + 4 * o[3])
+        rx, ry = g.x + 4 * g.vx - (o["x"] + 4 * o["vx"]), g.y + 4 * g.vy - (o["y"] + 4 * o["vy"])
         d = math.hypot(rx, ry)
-        if d < 55.0:
-            push = 0.6 * (55.0 - d) / 55.0
+        if d < 50.0:
+            push = 1.5 * (50.0 - d) / 50.0
             ax_des += push * rx / max(d, 1e-6)
             ay_des += push * ry / max(d, 1e-6)
-    up = g.GRAVITY - ay_des
-    main = 2.0 * up / g.MAIN - 1.0
-    side = ax_des / g.SIDE
-    return np.clip(np.array([main, side]), -1.0, 1.0)
+    return np.clip(np.array([ax_des, ay_des]) / g.THRUST, -1.0, 1.0)
 
 
 def _pong(g) -> np.ndarray:
-    if g.bvx > 0:
-        # predict where the ball reaches the paddle (unfolding wall bounces) and hit it with the
-        # paddle's edge, sending it steeply away from the AI paddle
-        t = max(0.0, (g.AGENT_X - g.bx) / g.bvx)
-        y = g.by + g.bvy * t
-        period = 2 * (SCREEN - 2 * g.BALL_R)
-        y = (y - g.BALL_R) % period
-        y = g.BALL_R + (y if y < period / 2 else period - y)
-        edge = 0.85 * g.PADDLE_H / 2
-        target = y - edge if g.ay > SCREEN / 2 else y + edge
-        if t > 12:
-            target = y
-    else:
-        target = SCREEN / 2
-    return np.array([clip((target - g.py) / g.SPEED, -1.0, 1.0)])
+    # follow the ball; when it heads our way, meet it where it will cross our paddle's face
+    y = g.ball_y
+    if g.ball_vx < 0:
+        x, vy = g.ball_x, g.ball_vy
+        top, bottom = g.AREA_Y, g.AREA_Y + g.AREA
+        while x > g.AGENT_X + g.PADDLE_W:
+            x += g.ball_vx
+            y += vy
+            if y - g.BALL < top or y + g.BALL > bottom:
+                vy = -vy
+    target = y - g.PADDLE_H / 2
+    return np.array([clip((target - g.agent_y) / g.SPEED, -1.0, 1.0)])
 
 
 def _air_hockey(g) -> np.ndarray:
@@ -135,46 +148,37 @@ def _air_hockey(g) -> np.ndarray:
 
 
 def _bird_attack(g) -> np.ndarray:
-    cx = g.ax + g.AGENT_W / 2
-    alive = [i for i, h in enumerate(g.hp) if h > 0]
+    cx = float(g.ax) + g.AGENT_W / 2
     target = cx
-    if alive:
-        # aim where the lowest reachable bird will be when the bullet arrives
-        def lead(i):
-            bx, by = g.bird_pos(i)
-            t = (g.AGENT_Y - by) / 8.0
-            return bx + g.BIRD_W / 2 + g.fdir * t
-
-        target = min((lead(i) for i in alive), key=lambda x: abs(x - cx))
-    # dodge droppings and the boss bullet about to land on us
-    danger = [(d[0], d[1]) for d in g.drops if g.AGENT_Y - 50 < d[1] < g.AGENT_Y + 4]
-    if g.boss_bullet is not None and g.boss_bullet[1] > g.AGENT_Y - 70:
-        b = g.boss_bullet
-        danger.append((b[0] + b[2] * (g.AGENT_Y - b[1]) / max(b[3], 1e-3), b[1]))
-    for x, _ in danger:
+    if g.birds:
+        # the bird closest to us horizontally, led by the formation's march
+        target = min((b[0] + g.BIRD_W / 2 + g.fdir * (g.AGENT_Y - b[1]) / g.SHOT_SPEED for b in g.birds),
+                     key=lambda x: abs(x - cx))
+    # sidestep bird bullets (and the boss bullet) about to land on us
+    danger = [d[0] for d in g.drops if g.AGENT_Y - 40 < d[1] < g.AGENT_Y + g.AGENT_H]
+    if g.boss_bullet is not None and g.boss_bullet[1] > g.AGENT_Y - 60:
+        danger.append(g.boss_bullet[0])
+    for x in danger:
         if abs(x - target) < g.AGENT_W:
-            target = x + (g.AGENT_W + 8 if x < cx else -(g.AGENT_W + 8))
-            if not 28 <= target <= 196:
-                target = x - (g.AGENT_W + 8) if target > 196 else x + g.AGENT_W + 8
-    fire = 1.0 if alive and abs(target - cx) < 4.0 else -1.0
-    return np.array([clip((target - cx) / 5.0, -1.0, 1.0), fire])
+            target = x + (g.AGENT_W + 6 if x < cx else -(g.AGENT_W + 6))
+    fire = 1.0 if g.birds and abs(target - cx) < 6.0 else -1.0
+    return np.array([clip((target - cx) / g.SPEED, -1.0, 1.0), fire])
 
 
 def _highway(g) -> np.ndarray:
     lane = g.lane()
 
-    def danger(ln):  # how soon a car reaches us in lane ln (pixels of clearance)
+    def clearance(ln):  # free road ahead of our front bumper in lane ln (pixels)
         if not 0 <= ln < g.LANES:
             return -1e9
-        gaps = [c[1] - (g.x + g.CAR_L) for c in g.cars if c[0] and c[2] == ln and c[1] + c[3] > g.x - 4]
+        gaps = [c["x"] - (g.x + g.CAR_L) for c in g.cars if c["active"] and c["lane"] == ln and c["x"] + c["len"] > g.x - 4]
         return min(gaps) if gaps else 1e9
 
-    best = max((lane, lane - 1, lane + 1), key=lambda ln: (min(danger(ln), 400.0), ln == lane))
-    if danger(lane) > 80.0:
-        best = lane
+    best = lane
+    if clearance(lane) < 90.0:
+        best = max((lane, lane - 1, lane + 1), key=lambda ln: (min(clearance(ln), 400.0), ln == lane))
     ty = g.lane_center(best) - g.CAR_H / 2
-    tx = 30.0
-    return np.clip(np.array([0.3 * (tx - g.x) - 1.0 * g.vx, 0.35 * (ty - g.y) - 1.2 * g.vy]), -1.0, 1.0)
+    return np.clip(np.array([0.3 * (25.0 - g.x) - 1.0 * g.vx, 0.35 * (ty - g.y) - 1.2 * g.vy]), -1.0, 1.0)
 
 
 def _landing(g) -> np.ndarray:
@@ -213,16 +217,17 @@ def _chase_evade(g) -> np.ndarray:
 
 
 def _coconut(g) -> np.ndarray:
-    # pick the reachable spot that keeps farthest from where coconuts will land near our height
-    cands = [g.LO + g.BODY_R + k * (g.SIZE - 2 * g.BODY_R) / 20 for k in range(21)]
+    # pick the reachable spot that keeps farthest from where coconuts will come down near us
+    lo, hi = g.LO + g.BODY_R, g.LO + g.SIZE - g.BODY_R
+    cands = [lo + k * (hi - lo) / 20 for k in range(21)]
 
     def risk(x):
         r = 0.0
         for n in g.nuts:
-            if n[1] > g.AGENT_Y + g.NUT_R:
+            if not n["falling"] or n["y"] > g.AGENT_Y + n["r"]:
                 continue
-            t = max(0.0, (g.AGENT_Y - n[1]) / n[3])
-            land = n[0] + n[2] * t
+            t = max(0.0, (g.AGENT_Y - n["y"]) / n["vy"])
+            land = n["x"] + n["vx"] * t
             if t < 40:
                 r += max(0.0, 30.0 - abs(land - x)) * (40 - t)
         return r + 0.02 * abs(x - g.x)
@@ -234,13 +239,16 @@ def _coconut(g) -> np.ndarray:
 def _cartpole(g) -> np.ndarray:
     from torchrl_newt.envs.domains.arcade.cartpole import GRAVITY, HALF_LEN
 
-    th, thd = g.th, g.thd
-    if math.cos(th) > 0.8:  # near upright: linear state feedback
-        u = 1.0 * g.x + 1.6 * g.xd + 16.0 * th + 3.0 * thd
-    else:  # pump energy into the swing (cart kept near the middle)
+    x, xd, th, thd = float(g.x), float(g.xd), float(g.th), float(g.thd)
+    # reward needs the *unwrapped* angle near 0, so only catch the pole on that side
+    if abs(th) < 0.6:  # near upright: linear state feedback
+        u = 1.0 * x + 1.6 * xd + 16.0 * th + 3.0 * thd
+    else:  # steer the swing's energy to that of the upright pole (cart kept near the middle)
         energy = 0.5 * (4.0 / 3.0) * HALF_LEN * thd * thd + GRAVITY * (math.cos(th) - 1.0)
-        pump = 1.0 if thd * math.cos(th) < 0 else -1.0
-        u = pump * min(1.0, 0.4 * max(0.0, -energy) + 0.3) - 0.3 * g.x - 0.3 * g.xd
+        direction = 1.0 if thd * math.cos(th) > 0 else -1.0
+        u = 0.5 * energy * direction - 0.3 * x - 0.3 * xd
+        if abs(thd) < 0.05 and abs(energy) > 1.0:  # at rest hanging: kick it
+            u = 1.0
     return np.array([clip(u, -1.0, 1.0)])
 
 
@@ -254,10 +262,33 @@ def _point_maze(g) -> np.ndarray:
     return np.clip(np.array([vx / g.SPEED, vy / g.SPEED]), -1.0, 1.0)
 
 
+def _reacher(g) -> np.ndarray:
+    from torchrl_newt.envs.domains.arcade.reacher import Q2_LIMIT
+
+    # inverse kinematics of the target (elbow on the side of the current wrist angle), then PD
+    d = min(math.hypot(g.tx, g.ty), g.reach - 1e-6)
+    c2 = clip((d * d - g.l1 * g.l1 - g.l2 * g.l2) / (2 * g.l1 * g.l2), -1.0, 1.0)
+    q2 = math.copysign(math.acos(c2), g.q2 if g.q2 else 1.0)
+    q2 = clip(q2, -Q2_LIMIT, Q2_LIMIT)
+    q1 = math.atan2(g.ty, g.tx) - math.atan2(g.l2 * math.sin(q2), g.l1 + g.l2 * math.cos(q2))
+    e1 = (q1 - g.q1 + math.pi) % (2 * math.pi) - math.pi
+    e2 = q2 - g.q2
+    return np.clip(np.array([1.0 * e1 - 0.17 * g.w1, 1.0 * e2 - 0.05 * g.w2]), -1.0, 1.0)
+
+
 POLICIES: dict[str, Policy] = {
     "pygame-point-maze-var1": _point_maze,
     "pygame-point-maze-var2": _point_maze,
     "pygame-point-maze-var3": _point_maze,
+    "pygame-point-maze-var4": _point_maze,
+    "pygame-point-maze-var5": _point_maze,
+    "pygame-point-maze-var6": _point_maze,
+    "pygame-point-maze-var7": _point_maze,
+    "pygame-point-maze-var8": _point_maze,
+    "pygame-reacher-easy": _reacher,
+    "pygame-reacher-hard": _reacher,
+    "pygame-reacher-var1": _reacher,
+    "pygame-reacher-var2": _reacher,
     "pygame-cartpole-balance": _cartpole,
     "pygame-cartpole-swingup": _cartpole,
     "pygame-cartpole-balance-sparse": _cartpole,

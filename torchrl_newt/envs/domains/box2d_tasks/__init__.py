@@ -1,4 +1,4 @@
-"""Box2D task environments of our own on top of Gymnasium's walker and lander.
+"""Newt's Box2D task environments (walker terrains, lander variants) on top of Gymnasium's.
 
 Importing this package imports Gymnasium's Box2D envs (needs ``gymnasium[box2d]``).
 """

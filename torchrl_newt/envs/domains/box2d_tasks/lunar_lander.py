@@ -1,5 +1,9 @@
 """Continuous lunar lander tasks: land, hover and take off (MMBench ``lunarlander-*`` tasks).
 
+The tasks follow Newt's definitions (nicklashansen/newt, commit 75def92,
+``tdmpc2/envs/tasks/lunarlander.py``): same world, start states, random draws (and their order),
+goals, rewards and observations, including the arithmetic precision of the rewards.
+
 The three variants reuse Gymnasium's continuous ``LunarLander`` bodies, engines and physics
 (its ``step`` fires the engines and advances the world) in the benchmark's world layout: a
 square world ``400 / 30`` units wide and high (Gymnasium's is 600x400 pixels), moon surfaces of
@@ -8,7 +12,8 @@ size.
 
 ``land`` (:class:`LunarLanderLand`)
     starts near the top centre (``0.8 H`` high, both coordinates jittered by +-5 %) with a random
-    push; Gymnasium's landing reward (shaping on distance, speed and tilt, +10 per leg contact,
+    push of up to ``INITIAL_RANDOM = 600`` in each direction (Gymnasium's lander: 1000); Gymnasium's
+    landing reward (its shaping term evaluated in float32 on the float32 observation, as Newt does) (shaping on distance, speed and tilt, +10 per leg contact,
     fuel costs, -100 on crash or leaving the world, +100 when at rest). 8-d observation.
 ``hover`` (:class:`LunarLanderHover`)
     same start; a goal at twice the pad height above the pad centre, offset by ``U(-1, 1)`` in
@@ -20,16 +25,21 @@ size.
     upper part of the world (``x ~ U(0.2, 0.8) W``, ``y ~ U(0.6, 0.8) H``); hover's reward and
     observation. Five zero-action steps let the lander settle before the episode starts.
 
+Newt also draws random sky, surface, flag and lander colours from NumPy's global generator at
+every reset. We make the same draws, in the same order, from :attr:`LunarLanderLand.global_rng`, a
+``RandomState`` standing in for the global generator (reseeded by ``reset(seed=s)`` as
+``np.random.seed(s)`` would seed the global one; NumPy's own global state is never touched); the
+lander's colour is applied to its bodies.
+
 Simulator terminations (``terminated``) are reported but never acted on by our raw tasks.
-Frames omit engine exhaust particles (decoration only: rendering them would make Gymnasium add
-physics bodies on every step) and the benchmark's random colours; hover and takeoff draw the goal
-as a translucent disc.
+Frames are drawn with Gymnasium's renderer (Newt's own renderer also shows the random sky,
+surface and flag colours and the engine exhaust particles; particles never touch the lander, so
+leaving them out changes no physics); hover and takeoff draw the goal as a translucent disc.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 
 import Box2D
 import numpy as np
@@ -37,7 +47,7 @@ from Box2D.b2 import edgeShape, fixtureDef, polygonShape, revoluteJointDef
 from gymnasium.envs.box2d import lunar_lander as _ll
 from gymnasium.spaces import Box
 
-__all__ = ["LunarLanderHover", "LunarLanderLand", "LunarLanderTakeoff"]
+__all__ = ["INITIAL_RANDOM", "LunarLanderHover", "LunarLanderLand", "LunarLanderTakeoff"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +57,25 @@ _VIEW = 400  # the benchmark's square viewport, in pixels
 _W = _VIEW / _SCALE  # world width == height, in units
 _H = _VIEW / _SCALE
 _LEG_DOWN = _ll.LEG_DOWN / _SCALE
-_PUSH = _ll.INITIAL_RANDOM
+#: strength of the random initial push (Newt's value; Gymnasium's lander uses 1000)
+INITIAL_RANDOM = 600.0
 
 
 def _engine_powers(action: np.ndarray) -> tuple[float, float]:
-    """Main and side engine throttle as Gymnasium's continuous lander computes them."""
-    main, side = float(np.clip(action[0], -1, 1)), float(np.clip(action[1], -1, 1))
-    m_power = (min(main, 1.0) + 1.0) * 0.5 if main > 0.0 else 0.0
-    s_power = min(max(abs(side), 0.5), 1.0) if abs(side) > 0.5 else 0.0
+    """Main and side engine throttle as Gymnasium's continuous lander computes them.
+
+    A firing engine's throttle is a ``np.float64`` and an idle one the Python float ``0.0``, as in
+    Gymnasium (this decides whether the float32 landing reward is promoted to float64).
+    """
+    action = np.clip(action, -1, +1).astype(np.float64)
+    m_power = (np.clip(action[0], 0.0, 1.0) + 1.0) * 0.5 if action[0] > 0.0 else 0.0
+    s_power = np.clip(np.abs(action[1]), 0.5, 1.0) if np.abs(action[1]) > 0.5 else 0.0
     return m_power, s_power
+
+
+def _colour(rng: np.random.RandomState, base: tuple[int, int, int], shared: int, each: int) -> list[int]:
+    """``base`` shifted by one shared and three per-channel random offsets (Newt's colour jitter)."""
+    return (np.array(base) + rng.randint(-shared, shared) + rng.randint(-each, each, size=(3,))).tolist()
 
 
 class LunarLanderLand(_ll.LunarLander):
@@ -88,11 +108,16 @@ class LunarLanderLand(_ll.LunarLander):
         self.observation_space = Box(-np.inf, np.inf, (n,), np.float32)
         self.goal = np.zeros(2, np.float32)
         self._prev_shaping: float | None = None
+        #: stands in for NumPy's global generator, from which Newt draws its random colours
+        self.global_rng = np.random.RandomState()
+        self.sky_color = self.surf_color = self.flag_color = None
 
     # -- episode start ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Build a new moon surface and lander; return ``(obs, {})``."""
         _ll.gym.Env.reset(self, seed=seed)  # seeds self.np_random
+        if seed is not None:
+            self.global_rng.seed(int(seed) % 2**32)
         self._destroy()
         self.world = Box2D.b2World(gravity=(0, self.gravity))
         self.world.contactListener_keepref = _ll.ContactDetector(self)
@@ -101,6 +126,7 @@ class LunarLanderLand(_ll.LunarLander):
         self.prev_shaping = None
         self._prev_shaping = None
         self._build_surface()
+        self._draw_scene_colours()
         x, y, push = self._start_state()
         self._build_lander(x, y, push)
         self._sample_goal()
@@ -126,12 +152,24 @@ class LunarLanderLand(_ll.LunarLander):
             self.sky_polys.append([p1, p2, (p2[0], _H), (p1[0], _H)])
         self.moon.color1 = self.moon.color2 = (0.0, 0.0, 0.0)
 
+    def _draw_scene_colours(self) -> None:
+        rng = self.global_rng
+        self.sky_color = np.clip(_colour(rng, (20, 10, 15), 10, 5), 0, 255).tolist()
+        self.surf_color = np.clip(_colour(rng, (230, 215, 220), 15, 10), 0, 255).tolist()
+        self.flag_color = np.clip(_colour(rng, (204, 204, 0), 15, 5), 0, 255).tolist()
+
     def _start_state(self) -> tuple[float, float, tuple[float, float]]:
-        """Initial lander position and push: near the top centre, random push."""
+        """Initial lander position and push: near the top centre, random push.
+
+        The lander's colour is drawn between the position and the push (Newt's order).
+        """
         rng = self.np_random
-        y = 0.8 * _H * rng.uniform(0.95, 1.05)
-        x = 0.5 * _W * rng.uniform(0.95, 1.05)
-        push = (rng.uniform(-_PUSH, _PUSH), rng.uniform(-_PUSH, _PUSH))
+        y_noise = rng.uniform(0.95, 1.05)
+        x_noise = rng.uniform(0.95, 1.05)
+        y = 0.8 * _VIEW * y_noise / _SCALE
+        x = _VIEW * x_noise / _SCALE / 2
+        self._lander_colour = _colour(self.global_rng, (128, 102, 230), 10, 5)
+        push = (rng.uniform(-INITIAL_RANDOM, INITIAL_RANDOM), rng.uniform(-INITIAL_RANDOM, INITIAL_RANDOM))
         return x, y, push
 
     def _build_lander(self, x: float, y: float, push: tuple[float, float]) -> None:
@@ -147,7 +185,7 @@ class LunarLanderLand(_ll.LunarLander):
                 restitution=0.0,
             ),
         )
-        self.lander.color1, self.lander.color2 = (128, 102, 230), (77, 77, 128)
+        self.lander.color1, self.lander.color2 = self._lander_colour, (77, 77, 128)
         self.lander.ApplyForceToCenter((float(push[0]), float(push[1])), True)
         self.legs = []
         for side in (-1, +1):
@@ -215,16 +253,19 @@ class LunarLanderLand(_ll.LunarLander):
         return obs
 
     def _reward(self, obs: np.ndarray, m_power: float, s_power: float) -> tuple[float, bool]:
+        # float32 scalars throughout, as Gymnasium (and Newt) evaluate it on the float32 state
+        s = obs
         shaping = (
-            -100 * math.hypot(obs[0], obs[1])
-            - 100 * math.hypot(obs[2], obs[3])
-            - 100 * abs(obs[4])
-            + 10 * obs[6]
-            + 10 * obs[7]
+            -100 * np.sqrt(s[0] * s[0] + s[1] * s[1])
+            - 100 * np.sqrt(s[2] * s[2] + s[3] * s[3])
+            - 100 * abs(s[4])
+            + 10 * s[6]
+            + 10 * s[7]
         )
-        reward = 0.0 if self._prev_shaping is None else shaping - self._prev_shaping
+        reward = 0 if self._prev_shaping is None else shaping - self._prev_shaping
         self._prev_shaping = shaping
-        reward -= 0.30 * m_power + 0.03 * s_power
+        reward -= m_power * 0.30
+        reward -= s_power * 0.03
         terminated = False
         if self.game_over or abs(obs[0]) >= 1.0:
             reward, terminated = -100.0, True
@@ -271,20 +312,25 @@ class LunarLanderHover(LunarLanderLand):
     reach = 6.0
 
     def _sample_goal(self) -> None:
-        centre = np.array([(self.helipad_x1 + self.helipad_x2) / 2, 2 * self.helipad_y])
-        self.goal = (centre + self.np_random.uniform(-1, 1, size=2)).astype(np.float32)
+        # a float32 centre plus float64 noise: the goal stays float64 (Newt's arithmetic)
+        centre = np.array([(self.helipad_x1 + self.helipad_x2) / 2, 2 * self.helipad_y], np.float32)
+        self.goal = centre + self.np_random.uniform(-1, 1, size=(2,))
 
     @property
     def distance_to_goal(self) -> float:
-        """Euclidean distance from the lander's centre to the goal (world units)."""
+        """Euclidean distance from the lander's centre to the goal (world units), in the goal's precision."""
         pos = self.lander.position
-        return math.hypot(pos.x - float(self.goal[0]), pos.y - float(self.goal[1]))
+        return float(np.sqrt((pos.x - self.goal[0]) ** 2 + (pos.y - self.goal[1]) ** 2))
 
     def _reward(self, obs: np.ndarray, m_power: float, s_power: float) -> tuple[float, bool]:
-        if self.lander.position.y < self.helipad_y + _LEG_DOWN:
-            return 0.0, self.game_over  # on (or in) the ground: no reward
-        reward = 1.0 - self.distance_to_goal / self.reach - 0.03 * m_power - 0.003 * s_power
-        return min(max(reward, 0.0), 1.0), self.game_over
+        pos = self.lander.position
+        distance = np.sqrt((pos.x - self.goal[0]) ** 2 + (pos.y - self.goal[1]) ** 2)
+        reward = 1 - distance / self.reach
+        reward -= m_power * 0.03
+        reward -= s_power * 0.003
+        if pos.y < self.helipad_y + _LEG_DOWN:
+            reward = 0  # on (or in) the ground: no reward
+        return float(np.clip(reward, 0, 1)), self.game_over
 
 
 class LunarLanderTakeoff(LunarLanderHover):
@@ -302,15 +348,19 @@ class LunarLanderTakeoff(LunarLanderHover):
 
     def _start_state(self) -> tuple[float, float, tuple[float, float]]:
         rng = self.np_random
-        quarter = (self.helipad_x2 - self.helipad_x1) / 4
-        x = rng.uniform(self.helipad_x1 + quarter, self.helipad_x2 - quarter)
+        width = self.helipad_x2 - self.helipad_x1
+        x = rng.uniform(self.helipad_x1 + 0.25 * width, self.helipad_x2 - 0.25 * width)
         y = self.helipad_y + _LEG_DOWN
-        push = (0.5 * rng.uniform(-_PUSH, _PUSH), -2 * _PUSH)
+        self._lander_colour = _colour(self.global_rng, (128, 102, 230), 10, 5)
+        push = (0.5 * rng.uniform(-INITIAL_RANDOM, INITIAL_RANDOM), -2 * INITIAL_RANDOM)
         return x, y, push
 
     def _sample_goal(self) -> None:
+        # drawn in pixels, then scaled to world units; a float32 goal (Newt's arithmetic)
         rng = self.np_random
-        self.goal = np.array([rng.uniform(0.2 * _W, 0.8 * _W), rng.uniform(0.6 * _H, 0.8 * _H)], np.float32)
+        x = rng.uniform(0.2 * _VIEW, 0.8 * _VIEW) / _SCALE
+        y = rng.uniform(0.6 * _VIEW, 0.8 * _VIEW) / _SCALE
+        self.goal = np.array([x, y], np.float32)
 
     def _settle_steps(self) -> int:
         return 5

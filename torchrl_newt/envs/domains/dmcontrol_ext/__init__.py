@@ -9,10 +9,18 @@ DeepMind Control Suite, written as dm_control ``control.Environment`` tasks:
   ``cup-spin``, ``pendulum-spin`` (modules :mod:`.walker`, :mod:`.cheetah`, :mod:`.hopper`,
   :mod:`.cup`, :mod:`.pendulum`);
 * new bodies with their own MJCF models shipped in this package: a three-link reacher
-  (``reacher-three-easy``/``-hard``, :mod:`.reacher`), a telescopic-legged jumper
-  (``jumper-jump``, :mod:`.jumper`), a five-spoke rimless-wheel spinner (``spinner-spin``,
-  ``spinner-spin-backward``, ``spinner-jump``, :mod:`.spinner`) and a giraffe (``giraffe-run``,
-  :mod:`.giraffe`).
+  (``reacher-three-easy``/``-hard``, :mod:`.reacher`), a jumper with a spherical torso on two
+  hinged legs (``jumper-jump``, :mod:`.jumper`), a five-armed spinner (``spinner-spin``,
+  ``spinner-spin-backward``, ``spinner-jump`` and the held-out four-armed ``spinner-*-four``,
+  :mod:`.spinner`) and a giraffe (``giraffe-run``, :mod:`.giraffe`).
+
+The jumper, spinner and giraffe tasks follow Newt's definitions (nicklashansen/newt at commit
+75def92, ``tdmpc2/envs/tasks/{jumper,spinner,giraffe}.py``): cheetah-style initialisation and
+observations and the same reward terms and constants. Newt's MJCF files for these bodies were not
+available to us; our models reproduce what Newt's recorded runs pin down (joint layout, initial
+torso height, the spinners' mass properties, resting heights), see the comment at the top of each
+XML file, but their contact geometry and joint/actuator parameters are reconstructions, so
+trajectories differ from Newt's.
 
 Each task's reward is documented on its ``Task`` class; all are in ``[0, 1]`` per control step,
 so with the MMBench action repeat of 2 and 500 agent steps an episode returns at most 1000 (the

@@ -1,7 +1,9 @@
 """Cheetah variants on dm_control's stock cheetah model: backward, one-legged and jumping runs.
 
-All four tasks keep the stock model, physics (control step 0.01 s), initial-state sampling and
-17-d observation (joint positions without ``rootx``, joint velocities); only the rewards differ.
+The four tasks follow the definitions of Newt (github.com/nicklashansen/newt at commit 75def92,
+``tdmpc2/envs/tasks/cheetah.py``): they keep the stock model (Newt's copy differs only in the size
+of the drawn ground plane), physics (control step 0.01 s), initial-state sampling and 17-d
+observation (joint positions without ``rootx``, joint velocities); only the rewards differ.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from dm_control.suite import cheetah as stock
+from dm_control.utils import rewards
 
 from torchrl_newt.envs.domains.dmcontrol_ext._base import make_environment, register_task_fn, tolerance_up
 
 __all__ = [
     "BACKWARD_SPEED",
-    "JUMP_FEET_HEIGHT",
-    "JUMP_TORSO_HEIGHT",
+    "JUMP_HEIGHT",
+    "JUMP_SPEED",
     "ONE_LEG_HEIGHT",
     "ONE_LEG_SPEED",
     "CheetahJump",
@@ -33,10 +36,10 @@ BACKWARD_SPEED = 8.0
 ONE_LEG_SPEED = 6.0
 #: Height (m) of the raised foot and of the torso at and above which the one-leg pose terms are 1.
 ONE_LEG_HEIGHT = 1.2
-#: Torso height (m) at and above which the jump's torso term is 1 (the torso rests at ~0.7 m).
-JUMP_TORSO_HEIGHT = 1.2
-#: Height (m) of the lower foot frame at and above which the jump's feet term is 1 (~0.3 m at rest).
-JUMP_FEET_HEIGHT = 0.8
+#: Mean height (m) of the torso and the raised foot at and above which a jump stance term is 1.
+JUMP_HEIGHT = 1.2
+#: Horizontal speed (m/s, either way) beyond which a jump stance term's stillness part is 0.
+JUMP_SPEED = 0.5
 
 
 def _height(physics: stock.Physics, body: str) -> float:
@@ -85,19 +88,28 @@ class OneLegRun(stock.Cheetah):
 
 
 class CheetahJump(stock.Cheetah):
-    """Jump as high as possible: torso high and both feet off the ground.
+    """Rear up on the front or the hind leg, staying in place (Newt's ``jump``).
 
-    Reward per control step: ``(tol(torso_z; 1.2, margin 0.6) + tol(min(bfoot_z, ffoot_z); 0.8,
-    margin 0.4)) / 2`` (gaussian tolerances, 1 at and above the bound). Rearing up on one leg
-    raises the torso but not both feet, so the maximum 1 needs a flight phase with the whole body
-    about 0.5 m above its standing height. In ``[0, 1]``.
+    Reward per control step: the mean of two stance terms, one per raised foot
+    (``"bfoot"``: standing on the front leg, ``"ffoot"``: on the hind leg). For a raised foot at
+    height ``f`` and the torso at height ``z``, the stance term is ``(5 * high + still) / 6`` with
+    ``high = tolerance((z + f) / 2, bounds=(1.2, inf), margin=0.6)`` (gaussian) and
+    ``still = tolerance(v, bounds=(-0.5, 0.5), margin=0.5)`` (linear, 0 at 1 m/s either way),
+    ``v`` the forward velocity of the centre of mass. A cheetah lying still pays about
+    ``1/6`` (its torso at 0.7 m); both terms can only reach 1 together in flight, with the whole
+    body high. In ``[0, 1]``.
     """
 
+    def _stance(self, physics: stock.Physics, raised: str) -> float:
+        mean_height = (_height(physics, "torso") + _height(physics, raised)) / 2.0
+        high = rewards.tolerance(mean_height, bounds=(JUMP_HEIGHT, float("inf")), margin=JUMP_HEIGHT / 2)
+        still = rewards.tolerance(
+            physics.speed(), bounds=(-JUMP_SPEED, JUMP_SPEED), margin=JUMP_SPEED, value_at_margin=0.0, sigmoid="linear"
+        )
+        return float((5.0 * high + still) / 6.0)
+
     def get_reward(self, physics: stock.Physics) -> float:
-        torso_up = tolerance_up(_height(physics, "torso"), JUMP_TORSO_HEIGHT, JUMP_TORSO_HEIGHT / 2)
-        lowest_foot = min(_height(physics, "bfoot"), _height(physics, "ffoot"))
-        feet_up = tolerance_up(lowest_foot, JUMP_FEET_HEIGHT, JUMP_FEET_HEIGHT / 2)
-        return (torso_up + feet_up) / 2.0
+        return (self._stance(physics, "bfoot") + self._stance(physics, "ffoot")) / 2.0
 
 
 def _env(task: stock.Cheetah, time_limit: float):
@@ -131,5 +143,5 @@ def run_back(random: Any = None, time_limit: float = float("inf")):
 
 @register_task_fn("cheetah", "jump")
 def jump(random: Any = None, time_limit: float = float("inf")):
-    """cheetah-jump."""
+    """cheetah-jump: rear up on either leg in place."""
     return _env(CheetahJump(random=random), time_limit)

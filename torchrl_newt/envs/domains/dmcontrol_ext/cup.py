@@ -1,7 +1,9 @@
 """Ball-in-cup variant on dm_control's stock model: swinging the ball around the cup.
 
-Keeps the stock model, physics (control step 0.02 s), initial state (ball dropped at a random
-position near the cup) and 8-d observation (cup and ball positions, then velocities).
+Follows Newt's ``cup-spin`` (github.com/nicklashansen/newt at commit 75def92,
+``tdmpc2/envs/tasks/ball_in_cup.py``, whose ``ball_in_cup.xml`` is the stock model). Keeps the
+stock model, physics (control step 0.02 s) and 8-d observation (cup and ball positions, then
+velocities); the initial state puts the ball in the cup most of the time.
 """
 
 from __future__ import annotations
@@ -10,50 +12,57 @@ from typing import Any
 
 import numpy as np
 from dm_control.suite import ball_in_cup as stock
+from dm_control.suite import base
+from dm_control.utils import rewards
 
-from torchrl_newt.envs.domains.dmcontrol_ext._base import make_environment, register_task_fn, tolerance_up
+from torchrl_newt.envs.domains.dmcontrol_ext._base import make_environment, register_task_fn
 
-__all__ = ["ORBIT_RADIUS", "ORBIT_SPEED", "CupSpin", "orbit_rate", "spin"]
+__all__ = ["OUT_OF_CUP_PROBABILITY", "SPIN_DISTANCE", "SPIN_SPEED", "CupSpin", "spin"]
 
-#: Angular rate (rad/s) of the ball around the cup at and above which the speed term is 1.
-ORBIT_SPEED = 10.0
-#: Ball-to-cup distance (m) at and above which the radius term is 1 (the string is 0.3 m long).
-ORBIT_RADIUS = 0.2
-
-
-def orbit_rate(physics: stock.Physics) -> tuple[float, float]:
-    """Distance (m) and angular rate (rad/s) of the ball around the cup's centre, in the x-z plane.
-
-    The rate is positive counter-clockwise as seen from the default camera (``-y``), i.e. about
-    ``-y``; its sign does not matter to the reward.
-    """
-    d = physics.named.data
-    rel = d.xpos["ball", ["x", "z"]] - d.site_xpos["target", ["x", "z"]]
-    rel_vel = d.qvel[["ball_x", "ball_z"]] - d.qvel[["cup_x", "cup_z"]]
-    dist = float(np.hypot(*rel))
-    rate = float(rel[0] * rel_vel[1] - rel[1] * rel_vel[0]) / max(dist**2, 1e-6)
-    return dist, rate
+#: Ball-to-cup-centre distance (m) at and above which the distance term is 1. The string is 0.3 m
+#: long and tied below the cup's centre, so the term stays below 1 (at most about 0.7).
+SPIN_DISTANCE = 0.5
+#: Ball speed (m/s) at and above which the speed term is 1.
+SPIN_SPEED = 6.0
+#: Probability that an episode starts with the ball anywhere (else it starts inside the cup).
+OUT_OF_CUP_PROBABILITY = 0.1
 
 
 class CupSpin(stock.BallInCup):
     """Spin (swing) the ball around the cup on its string.
 
-    Reward per control step: ``outside * fast * (1 + far) / 2`` with ``outside`` 0 while the
-    ball is in the cup (1 otherwise), ``fast = tolerance(|rate|, bounds=(10, inf), margin=10)``
-    (linear, 0 at rest), ``rate`` the ball's angular rate around the cup's centre (rad/s), and
-    ``far = tolerance(dist, bounds=(0.2, inf), margin=0.1)`` (gaussian), ``dist`` the ball's
-    distance to the cup's centre. A ball hanging still pays 0; the maximum 1 needs the ball to
-    whirl around the cup at 10 rad/s or faster at least 0.2 m away (the string is 0.3 m long).
-    In ``[0, 1]``.
+    At reset one uniform draw decides whether the ball may start anywhere (probability 0.1);
+    then ball positions ``x ~ U(-0.2, 0.2)``, ``z ~ U(0.2, 0.5)`` are drawn until one is free
+    of contacts and, unless the first draw allowed any position, inside the cup (so 90% of the
+    episodes start with the ball in the cup).
+
+    Reward per control step: ``outside * (near + 2 * fast) / 3`` with ``outside`` 0 while the
+    ball is in the cup (1 otherwise), ``near = tolerance(dist, bounds=(0.5, inf), margin=0.25,
+    value_at_margin=0.5)`` and ``fast = tolerance(speed, bounds=(6, inf), margin=3,
+    value_at_margin=0.5)`` (both linear), ``dist`` the distance between the ball and the centre
+    of the cup and ``speed`` the norm of the ball's world velocity. In ``[0, 1]``.
     """
 
+    def initialize_episode(self, physics: stock.Physics) -> None:
+        anywhere = self.random.uniform() < OUT_OF_CUP_PROBABILITY
+        while True:
+            physics.named.data.qpos["ball_x"] = self.random.uniform(-0.2, 0.2)
+            physics.named.data.qpos["ball_z"] = self.random.uniform(0.2, 0.5)
+            physics.after_reset()
+            if physics.data.ncon == 0 and (anywhere or physics.in_target()):
+                break
+        base.Task.initialize_episode(self, physics)
+
     def get_reward(self, physics: stock.Physics) -> float:
-        if physics.in_target():
-            return 0.0
-        dist, rate = orbit_rate(physics)
-        far = tolerance_up(dist, ORBIT_RADIUS, ORBIT_RADIUS / 2)
-        fast = tolerance_up(abs(rate), ORBIT_SPEED, ORBIT_SPEED, linear=True, at_margin=0.0)
-        return fast * (1.0 + far) / 2.0
+        dist = float(np.linalg.norm(physics.ball_to_target()))
+        speed = float(np.linalg.norm(physics.named.data.qvel[["ball_x", "ball_z"]]))
+        near = rewards.tolerance(
+            dist, bounds=(SPIN_DISTANCE, float("inf")), margin=SPIN_DISTANCE / 2, value_at_margin=0.5, sigmoid="linear"
+        )
+        fast = rewards.tolerance(
+            speed, bounds=(SPIN_SPEED, float("inf")), margin=SPIN_SPEED / 2, value_at_margin=0.5, sigmoid="linear"
+        )
+        return float((1.0 - physics.in_target()) * (near + 2.0 * fast) / 3.0)
 
 
 @register_task_fn("ball_in_cup", "spin")

@@ -1,4 +1,10 @@
-"""Giraffe: a long-legged, long-necked planar runner (``giraffe.xml``), 7 actuators, 19-d observation."""
+"""Giraffe: a long-legged, long-necked planar runner (``giraffe.xml``), 7 actuators, 19-d observation.
+
+The task follows Newt's definition (reference: ``tdmpc2/envs/tasks/giraffe.py`` in
+nicklashansen/newt at commit 75def92): a cheetah-style planar body (random limited joints, 200
+settling steps, observation ``qpos[1:]`` then ``qvel``) rewarded for running forward with its head
+up. The body itself (``giraffe.xml``) is our own: Newt's model was not available to us.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +21,9 @@ from torchrl_newt.envs.domains.dmcontrol_ext._base import (
 
 __all__ = ["HEAD_HEIGHT", "RUN_SPEED", "Run", "run"]
 
-#: Head height (m) at and above which the head-up term is 1 (standing, the head is ~1.5 m high).
-HEAD_HEIGHT = 1.3
-#: Forward speed (m/s) at and above which the speed term is 1.
+#: Head height (m) at and above which the head-up term is 1 (Newt's ``_GIRAFFE_HEAD_HEIGHT``).
+HEAD_HEIGHT = 0.5
+#: Forward speed (m/s) at and above which the speed term is 1 (the stock cheetah's run speed).
 RUN_SPEED = 10.0
 
 
@@ -25,10 +31,10 @@ class Run(PlanarBodyTask):
     """Run forward at high speed while holding the head up.
 
     Reward per control step: ``head_up * (3 * fast + 1) / 4`` with
-    ``head_up = tolerance(head_z, bounds=(1.3, inf), margin=0.65)`` (gaussian) and
-    ``fast = tolerance(v, bounds=(10, inf), margin=10)`` (linear, 0 at ``v <= 0``), ``v`` the
-    forward velocity of the centre of mass. Standing still with the head up pays 0.25; running at
-    10 m/s or faster with the head up pays 1. In ``[0, 1]``.
+    ``head_up = tolerance(head_z, bounds=(0.5, inf), margin=0.25)`` (gaussian, ``head_z`` the height
+    of the head body's frame) and ``fast = tolerance(v, bounds=(10, inf), margin=10)`` (linear, 0 at
+    ``v <= 0``), ``v`` the forward velocity of the centre of mass. Standing still with the head up
+    pays 0.25; running at 10 m/s or faster with the head up pays 1. In ``[0, 1]``.
     """
 
     def get_reward(self, physics: PlanarBodyPhysics) -> float:

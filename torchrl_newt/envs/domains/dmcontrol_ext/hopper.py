@@ -1,7 +1,9 @@
 """Hopper variant on dm_control's stock hopper: hopping backward.
 
-Keeps the stock model, physics (control step 0.02 s), initial-state sampling and 15-d observation
-(joint positions without ``rootx``, joint velocities, two foot touch sensors).
+Follows Newt's definition (github.com/nicklashansen/newt at commit 75def92,
+``tdmpc2/envs/tasks/hopper.py``, whose ``hopper.xml`` is the stock model). Keeps the stock model,
+physics (control step 0.02 s), initial-state sampling and 15-d observation (joint positions
+without ``rootx``, joint velocities, two foot touch sensors).
 """
 
 from __future__ import annotations
@@ -13,28 +15,31 @@ from dm_control.utils import rewards
 
 from torchrl_newt.envs.domains.dmcontrol_ext._base import make_environment, register_task_fn
 
-__all__ = ["HopBackward", "hop_backward"]
+__all__ = ["BACKWARD_HOP_SPEED", "HopBackward", "hop_backward"]
+
+#: Backward speed (m/s) at and above which the hopping term is 1 (half the stock hop speed).
+BACKWARD_HOP_SPEED = stock._HOP_SPEED / 2
 
 
 class HopBackward(stock.Hopper):
-    """Hop backward (the stock hop reward, mirrored).
+    """Hop backward.
 
     Reward per control step: ``standing * hopping`` with
-    ``standing = tolerance(torso_z - foot_z, bounds=(0.6, 2))`` (gaussian) and
-    ``hopping = tolerance(-v, bounds=(2, inf), margin=1, value_at_margin=0.5)`` (linear), ``v`` the
-    forward velocity of the centre of mass: 0 unless moving backward, 1 when upright and hopping
-    backward at 2 m/s or faster. In ``[0, 1]``.
+    ``standing = tolerance(torso_z - foot_z, bounds=(0.6, 2))`` (gaussian, the stock term) and
+    ``hopping = tolerance(v, bounds=(-inf, -1), margin=0.5, value_at_margin=0.5)`` (linear),
+    ``v`` the forward velocity of the centre of mass: 1 when upright and moving backward at
+    1 m/s or faster, 0.5 at 0.5 m/s backward, 0 from standing still on. In ``[0, 1]``.
     """
 
     def __init__(self, random: Any = None) -> None:
-        super().__init__(hopping=True, random=random)
+        super().__init__(hopping=False, random=random)
 
     def get_reward(self, physics: stock.Physics) -> float:
         standing = rewards.tolerance(physics.height(), (stock._STAND_HEIGHT, 2))
         hopping = rewards.tolerance(
-            -physics.speed(),
-            bounds=(stock._HOP_SPEED, float("inf")),
-            margin=stock._HOP_SPEED / 2,
+            physics.speed(),
+            bounds=(-float("inf"), -BACKWARD_HOP_SPEED),
+            margin=BACKWARD_HOP_SPEED / 2,
             value_at_margin=0.5,
             sigmoid="linear",
         )

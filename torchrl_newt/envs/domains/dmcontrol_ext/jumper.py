@@ -1,4 +1,9 @@
-"""Jumper: a torso on two telescopic legs (``jumper.xml``), 2 actuators, 9-d observation."""
+"""Jumper: Newt's two-legged planar jumper (``jumper.xml``), 2 actuators, 9-d observation.
+
+The task follows Newt's definition (reference: ``tdmpc2/envs/tasks/jumper.py`` in
+nicklashansen/newt at commit 75def92): a cheetah-style planar body (random limited joints, 200
+settling steps, observation ``qpos[1:]`` then ``qvel``) rewarded for the height of its torso.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +20,16 @@ from torchrl_newt.envs.domains.dmcontrol_ext._base import (
 
 __all__ = ["JUMP_HEIGHT", "Jump", "jump"]
 
-#: Torso height (m) at and above which the jump reward is 1 (the torso rests at ~0.56 m).
+#: Torso height (m) at and above which the jump reward is 1 (Newt's ``_JUMPER_JUMP_HEIGHT``; the
+#: torso frame rests at about 0.53 m).
 JUMP_HEIGHT = 1.5
 
 
 class Jump(PlanarBodyTask):
     """Jump as high as possible.
 
-    Reward per control step: ``tolerance(torso_z, bounds=(1.5, inf), margin=0.75)`` (gaussian,
-    0.1 at 0.75 m): 1 whenever the torso frame is at least 1.5 m high, i.e. about 0.65 m above
-    the highest point it reaches standing on fully extended legs, so only real flight phases pay
-    the maximum. In ``[0, 1]``.
+    Reward per control step: ``tolerance(torso_z, bounds=(1.5, inf), margin=0.75)`` (gaussian, 0.1
+    at 0.75 m below the bound), ``torso_z`` the height of the torso body's frame. In ``[0, 1]``.
     """
 
     def get_reward(self, physics: PlanarBodyPhysics) -> float:

@@ -1,4 +1,8 @@
-"""Pendulum variant on dm_control's stock pendulum: spinning (3-d observation, 1 actuator)."""
+"""Pendulum variant on dm_control's stock pendulum: spinning (3-d observation, 1 actuator).
+
+Follows Newt's ``pendulum-spin`` (github.com/nicklashansen/newt at commit 75def92,
+``tdmpc2/envs/tasks/pendulum.py``, whose ``pendulum.xml`` is the stock model).
+"""
 
 from __future__ import annotations
 

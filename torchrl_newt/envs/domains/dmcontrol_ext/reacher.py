@@ -1,7 +1,9 @@
 """Three-link planar reacher (``reacher_three.xml``) with dm_control's stock reacher task logic.
 
-Observation (8-d): the three joint angles, the finger-to-target vector (x, y), the three joint
-velocities. Control step 0.02 s.
+Follows Newt's ``reacher-three-easy``/``-hard`` (github.com/nicklashansen/newt at commit 75def92,
+``tdmpc2/envs/tasks/reacher.py`` and ``reacher_three_links.xml``). Observation (8-d): the three
+joint angles, the target-minus-finger vector (x, y), the three joint velocities. Control step
+0.02 s.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ BIG_TARGET = 0.05
 #: Target radius (m) of the hard task.
 SMALL_TARGET = 0.015
 #: Shoulder-to-elbow, elbow-to-wrist and wrist-to-finger-centre distances (m) of the model.
-LINK_LENGTHS = (0.10, 0.08, 0.07)
+LINK_LENGTHS = (0.09, 0.09, 0.09)
 
 
 class ThreeLinkReach(stock.Reacher):
     """Reach the red target with the finger tip (the stock reacher task on the three-link arm).
 
     At reset the joints are drawn at random (shoulder in ``[-pi, pi)``, elbow and wrist in their
-    limits) and the target is placed at a random angle and a radius in ``[0.05, 0.20]`` m. Reward
+    +-80 degree limits) and the target is placed at a random angle and a radius in ``[0.05, 0.20]`` m. Reward
     per control step: ``tolerance(dist, bounds=(0, r_target + r_finger))``, i.e. 1 while the finger
     sphere overlaps the target sphere and 0 otherwise (sparse). In ``[0, 1]``.
 

@@ -1,7 +1,10 @@
-"""Spinner: a five-spoke planar rimless wheel (``spinner.xml``), 5 actuators, 15-d observation.
+"""Spinner: Newt's five-armed planar spinner (``spinner.xml``), 5 actuators, 15-d observation.
 
-A four-spoke variant (``spinner_four.xml``, 4 actuators, 13-d observation) backs the held-out
-``spinner-*-four`` tasks.
+The tasks follow Newt's definitions (reference: ``tdmpc2/envs/tasks/spinner.py`` in
+nicklashansen/newt at commit 75def92): a cheetah-style planar body (random limited joints, 200
+settling steps, observation ``qpos[1:]`` then ``qvel``) rewarded for spinning forward or backward
+or for jumping. A four-armed variant (``spinner_four.xml``, 4 actuators, 13-d observation; Newt's
+``spinner_four_arms.xml``) backs the held-out ``spinner-*-four`` tasks with the same rewards.
 """
 
 from __future__ import annotations
@@ -17,27 +20,50 @@ from torchrl_newt.envs.domains.dmcontrol_ext._base import (
     tolerance_up,
 )
 
-__all__ = ["JUMP_HEIGHT", "ROLL_SPEED", "SPIN_MOMENTUM", "Spin", "SpinnerJump", "jump", "spin", "spin_backward"]
+__all__ = [
+    "JUMP_HEIGHT",
+    "MOVE_SPEED",
+    "SPIN_MOMENTUM",
+    "Spin",
+    "SpinnerJump",
+    "SpinnerPhysics",
+    "jump",
+    "jump_four",
+    "spin",
+    "spin_backward",
+    "spin_backward_four",
+    "spin_four",
+]
 
-#: Angular momentum (kg m^2/s, about the centre of mass) at and above which the spin term is 1.
+#: Angular momentum (kg m^2/s) at and above which the spin term is 1 (Newt's ``_SPINNER_SPIN_SPEED``).
 SPIN_MOMENTUM = 8.0
-#: Rolling speed (m/s) at and above which the rolling term is 1.
-ROLL_SPEED = 8.0
-#: Hub height (m) at and above which the jump reward is 1 (the hub rests at ~0.45 m).
-JUMP_HEIGHT = 1.2
+#: Horizontal centre-of-mass speed (m/s) at and above which the rolling term is 1: 0.8 times the
+#: stock cheetah's run speed of 10 m/s, as in Newt.
+MOVE_SPEED = 8.0
+#: Torso height (m) at and above which the jump reward is 1 (Newt's ``_SPINNER_JUMP_HEIGHT``; the
+#: hub rests at about 0.53 m).
+JUMP_HEIGHT = 1.5
+
+
+class SpinnerPhysics(PlanarBodyPhysics):
+    """Physics of the spinner, with the torso subtree's angular momentum."""
+
+    def spin_momentum(self) -> float:
+        """Angular momentum about ``+y`` of the torso subtree (the whole body), about its centre of
+        mass, read from MuJoCo's ``subtree_angmom`` (kg m^2/s)."""
+        return float(self.named.data.subtree_angmom["torso"][1])
 
 
 class Spin(PlanarBodyTask):
     """Spin (roll like a wheel) forward or backward.
 
-    With ``s = +1`` forward (``-1`` backward), ``L`` the whole body's angular momentum about
-    ``+y`` and ``v`` its horizontal centre-of-mass velocity, the reward per control step is
+    With ``s = +1`` forward (``-1`` backward), ``L`` the torso subtree's angular momentum about
+    ``+y`` and ``v`` the horizontal velocity of the centre of mass, the reward per control step is
     ``(2 * tol(s * L; 8, margin 8) + 3 * tol(s * v; 8, margin 8)) / 5`` with linear tolerances
-    (1 at and above the bound, 0 at and below zero). Spinning in place pays at most 0.4; the
-    maximum 1 needs a fast spin that also rolls the body along ``s * x``. In ``[0, 1]``.
+    (1 at and above the bound, 0 at and below zero). In ``[0, 1]``.
 
     Args:
-        forward: spin forward (positive momentum, rolling towards ``+x``) or backward.
+        forward: spin forward (positive momentum, moving towards ``+x``) or backward.
         random: seed or ``numpy.random.RandomState``.
     """
 
@@ -45,20 +71,19 @@ class Spin(PlanarBodyTask):
         super().__init__(random=random)
         self._sign = 1.0 if forward else -1.0
 
-    def get_reward(self, physics: PlanarBodyPhysics) -> float:
+    def get_reward(self, physics: SpinnerPhysics) -> float:
         spin = tolerance_up(
-            self._sign * physics.angular_momentum(), SPIN_MOMENTUM, SPIN_MOMENTUM, linear=True, at_margin=0.0
+            self._sign * physics.spin_momentum(), SPIN_MOMENTUM, SPIN_MOMENTUM, linear=True, at_margin=0.0
         )
-        roll = tolerance_up(self._sign * physics.speed(), ROLL_SPEED, ROLL_SPEED, linear=True, at_margin=0.0)
-        return (2.0 * spin + 3.0 * roll) / 5.0
+        move = tolerance_up(self._sign * physics.speed(), MOVE_SPEED, MOVE_SPEED, linear=True, at_margin=0.0)
+        return (2.0 * spin + 3.0 * move) / 5.0
 
 
 class SpinnerJump(PlanarBodyTask):
     """Jump as high as possible.
 
-    Reward per control step: ``tolerance(hub_z, bounds=(1.2, inf), margin=0.6)`` (gaussian, 0.1 at
-    0.6 m below the bound): 1 while the hub is 1.2 m or higher, about 0.75 m above its resting
-    height, which only a flight phase reaches. In ``[0, 1]``.
+    Reward per control step: ``tolerance(torso_z, bounds=(1.5, inf), margin=0.75)`` (gaussian, 0.1
+    at 0.75 m below the bound), ``torso_z`` the height of the torso body's frame. In ``[0, 1]``.
     """
 
     def get_reward(self, physics: PlanarBodyPhysics) -> float:
@@ -66,7 +91,7 @@ class SpinnerJump(PlanarBodyTask):
 
 
 def _env(model: str, task: PlanarBodyTask, time_limit: float):
-    physics = PlanarBodyPhysics.from_xml_string(*read_model(model))
+    physics = SpinnerPhysics.from_xml_string(*read_model(model))
     return make_environment(physics, task, time_limit=time_limit)
 
 
@@ -96,17 +121,23 @@ def jump(random: Any = None, time_limit: float = float("inf")):
 
 @register_task_fn("spinner", "spin_four")
 def spin_four(random: Any = None, time_limit: float = float("inf")):
-    """Held-out spinner-spin-four: the four-spoke spinner spinning forward."""
+    """Held-out spinner-spin-four: the four-armed spinner spinning forward.
+
+    Examples:
+        >>> env = spin_four(random=0)
+        >>> env.action_spec().shape, sum(v.shape[0] for v in env.observation_spec().values())
+        ((4,), 13)
+    """
     return _env("spinner_four.xml", Spin(forward=True, random=random), time_limit)
 
 
 @register_task_fn("spinner", "spin_backward_four")
 def spin_backward_four(random: Any = None, time_limit: float = float("inf")):
-    """Held-out spinner-spin-backward-four: the four-spoke spinner spinning backward."""
+    """Held-out spinner-spin-backward-four: the four-armed spinner spinning backward."""
     return _env("spinner_four.xml", Spin(forward=False, random=random), time_limit)
 
 
 @register_task_fn("spinner", "jump_four")
 def jump_four(random: Any = None, time_limit: float = float("inf")):
-    """Held-out spinner-jump-four: the four-spoke spinner jumping."""
+    """Held-out spinner-jump-four: the four-armed spinner jumping."""
     return _env("spinner_four.xml", SpinnerJump(random=random), time_limit)
