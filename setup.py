@@ -34,7 +34,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["torchrl_newt", "torchrl_newt.*"]),
-    package_data={"torchrl_newt": ["envs/domains/**/*.xml", "envs/domains/**/*.json"]},
+    package_data={"torchrl_newt": ["envs/domains/**/*.xml", "envs/domains/**/*.json", "modules/data/*.npz"]},
     install_requires=[
         "torch>=2.11,<2.14",
         "torchrl>=0.14.1,<0.15",

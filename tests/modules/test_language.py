@@ -1,34 +1,41 @@
-"""CLIP text embeddings: texts, pooling maths, batching, caching, offline behaviour, tables, CLI.
+"""CLIP text embeddings: Newt's shipped table, texts, pooling, batching, caching, offline behaviour, CLI.
 
-Everything runs on a tiny random CLIP text model built from a config (no weights are downloaded).
-The comparison with the reference embeddings runs only where real CLIP weights are on this machine
-(Hugging Face cache or ``TORCHRL_NEWT_CLIP_PATH``).
+The shipped-table tests need neither ``transformers`` nor weights nor network; the comparison with
+``../shared/mmbench/clip_text_embeddings.json`` skips, naming the path, where that file is absent.
+The model-path tests run on a tiny random CLIP text model built from a config (no weights are
+downloaded) and skip without ``transformers``. The comparisons with real CLIP run only where its
+weights are on this machine (Hugging Face cache or ``TORCHRL_NEWT_CLIP_PATH``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.util
 import json
 import logging
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-pytest.importorskip("transformers")
-
-from torchrl_newt.envs.registry import MissingDependencyError, UnknownTaskError, get_task, register_task
+import torchrl_newt.modules
+from torchrl_newt.envs.registry import MissingDependencyError, UnknownTaskError, get_task, list_tasks, register_task
 from torchrl_newt.modules import language as lang
 from torchrl_newt.modules.language import (
     CLIPTextEmbedder,
     LanguageModelUnavailable,
     MissingTaskEmbeddingError,
     build_tiny_clip_text,
+    load_newt_table,
     load_task_table,
     mean_pool,
     model_fingerprint,
+    newt_task_embeddings,
     save_task_table,
     task_embeddings,
     task_embeddings_or_none,
@@ -38,10 +45,16 @@ from torchrl_newt.modules.language import (
 pytestmark = pytest.mark.language
 
 TASKS = ["walker-walk", "cartpole-swingup", "cheetah-run", "mujoco-ant"]
+REFERENCE_JSON = Path(__file__).resolve().parents[3] / "shared" / "mmbench" / "clip_text_embeddings.json"
+HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
+needs_transformers = pytest.mark.skipif(
+    not HAS_TRANSFORMERS, reason="needs transformers (pip install -e .[language])"
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
+    pytest.importorskip("transformers", reason="needs transformers (pip install -e .[language])")
     path = tmp_path_factory.mktemp("tiny-clip")
     build_tiny_clip_text(path)
     return path
@@ -56,13 +69,157 @@ def tiny(tiny_dir) -> CLIPTextEmbedder:
 def _no_network(monkeypatch):
     """Fail loudly if anything tries to reach the Hub."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import huggingface_hub
+    try:
+        import huggingface_hub
+    except ImportError:  # nothing could download anyway
+        return
 
     def _boom(*args, **kwargs):
         raise AssertionError("a test tried to download from the Hugging Face Hub")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", _boom)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", _boom)
+
+
+# ---------------------------------------------------------------------------------------------
+# Newt's shipped table: the default for MMBench tasks (no weights, no transformers, no network)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    """The exported Newt embeddings, read at run time (skips, naming the path, where absent)."""
+    if not REFERENCE_JSON.is_file():
+        pytest.skip(f"{REFERENCE_JSON} is absent (the ../shared checkout beside the repository)")
+    return json.loads(REFERENCE_JSON.read_text())
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No socket, no transformers, no model resolution or loading, and an empty cache root."""
+
+    def _no(*args, **kwargs):
+        raise AssertionError("the shipped table must not need the network, transformers or CLIP weights")
+
+    monkeypatch.setattr(socket.socket, "connect", _no)
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` raises ImportError
+    monkeypatch.setattr(lang, "_resolve_pretrained", _no)
+    monkeypatch.setattr(lang, "_model_embeddings", _no)
+    monkeypatch.setattr(CLIPTextEmbedder, "from_pretrained", classmethod(_no))
+    monkeypatch.setenv("TORCHRL_NEWT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHRL_NEWT_CLIP_PATH", raising=False)
+    yield
+    assert not (tmp_path / "cache").exists(), "the shipped table must not write the embedding cache"
+
+
+def test_shipped_table_layout_and_provenance():
+    t = load_newt_table()
+    assert t.embeddings.shape == (234, 512) and t.embeddings.dtype == torch.float32
+    assert torch.isfinite(t.embeddings).all()
+    # MMBench order: the 200 training tasks in soup order, then the 34 held-out tasks
+    assert list(t.names) == list_tasks(include_held_out=True)
+    assert list(t.names[:200]) == list_tasks() and list(t.names[200:]) == list_tasks("held-out")
+    assert list(t.texts) == [get_task(n).text for n in t.names]
+    assert t.meta["model"] == lang.DEFAULT_CLIP_MODEL
+    assert t.meta["text_template"] == "{embodiment}. {instruction}."
+    assert t.meta["dim"] == lang.CLIP_TEXT_DIM == 512
+    assert "last_hidden_state" in t.meta["pooling"] and "nicklashansen/newt" in t.meta["upstream"]
+    # package data: small, and shipped by setup.py
+    assert lang.NEWT_TABLE_FILE.stat().st_size < 700_000
+    setup_py = (Path(lang.__file__).resolve().parents[2] / "setup.py").read_text()
+    assert '"modules/data/*.npz"' in setup_py
+    # callers get copies
+    t.embeddings.zero_()
+    assert load_newt_table().embeddings.abs().sum() > 0
+
+
+def test_shipped_table_equals_the_reference_json(reference):
+    t = load_newt_table()
+    vectors = reference["embeddings"]
+    assert set(vectors) == set(t.names) and len(vectors) == 234
+    for key in ("model", "text_template", "pooling", "dim", "precision"):
+        assert t.meta[key] == reference[key], key
+    expected = torch.tensor([vectors[n] for n in t.names], dtype=torch.float32)
+    assert torch.equal(t.embeddings, expected)
+    # a few individual values, against the JSON as read now
+    for name, dim in [("walker-stand", 0), ("walker-stand", 4), ("mujoco-ant", 511), (t.names[-1], 257)]:
+        assert t.embeddings[t.names.index(name), dim].item() == pytest.approx(vectors[name][dim], rel=1e-6, abs=0)
+    assert t.meta["source_sha256"] == hashlib.sha256(REFERENCE_JSON.read_bytes()).hexdigest(), (
+        f"{REFERENCE_JSON} changed; rebuild the table with `python scripts/make_clip_table.py`"
+    )
+
+
+def test_mmbench_tasks_default_to_the_shipped_table_offline(offline):
+    t = load_newt_table()
+    names = list(t.names)
+    # every entry point, all 234 tasks, by name, TaskSpec or exact text
+    for table in (
+        task_embeddings(names),
+        torchrl_newt.modules.task_embeddings(names),
+        task_embeddings_or_none(names, device="cpu"),
+        task_embeddings(names, source="newt"),
+        newt_task_embeddings(names),
+    ):
+        assert table.dtype == torch.float32 and table.device.type == "cpu"
+        assert torch.equal(table, t.embeddings)
+    some = ["mujoco-ant", get_task("walker-walk"), get_task("cheetah-run").text, "mujoco-ant"]
+    rows = [t.names.index(n) for n in ("mujoco-ant", "walker-walk", "cheetah-run", "mujoco-ant")]
+    assert torch.equal(task_embeddings(some), t.embeddings[rows])
+    # results are fresh tensors, not views into the cached table
+    out = task_embeddings(["walker-walk"])
+    out.zero_()
+    assert torch.equal(task_embeddings(["walker-walk"]), t.embeddings[[t.names.index("walker-walk")]])
+
+
+def test_tasks_sharing_a_text_share_a_row():
+    a, b = newt_task_embeddings(["walker-stand", "walker-stand-incline"])
+    assert get_task("walker-stand").text == get_task("walker-stand-incline").text and torch.equal(a, b)
+
+
+def test_source_argument_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="source must be"):
+        task_embeddings(TASKS, source="bogus")
+    with pytest.raises(ValueError, match="source='clip'"):
+        task_embeddings(TASKS, tmp_path / "some-model", source="newt")
+    with pytest.raises(ValueError, match="allow_download=True"):  # still checked when the table answers
+        task_embeddings(TASKS, local_files_only=False)
+
+
+def test_user_task_and_edited_instruction_are_not_in_the_table(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("TORCHRL_NEWT_CLIP_PATH", raising=False)
+    monkeypatch.setattr(lang, "_WARNED", set())
+    spec = register_task("newt-table-user-task", base="walker-walk", instruction="Cartwheel sideways", overwrite=True)
+    edited = dataclasses.replace(get_task("walker-walk"), instruction="Moonwalk in small circles")
+    for tasks in (["walker-walk", spec.name], [edited]):
+        with pytest.raises(MissingTaskEmbeddingError, match="source='clip'"):
+            newt_task_embeddings(tasks)
+        with pytest.raises(MissingTaskEmbeddingError):
+            task_embeddings(tasks, source="newt")
+    # without CLIP weights: a clear error naming the task, and the learnable fallback, as before
+    empty = {"hf_cache_dir": tmp_path / "empty-hf", "cache_dir": tmp_path}
+    with pytest.raises((LanguageModelUnavailable, MissingDependencyError), match="newt-table-user-task"):
+        task_embeddings(["walker-walk", spec.name], **empty)
+    with caplog.at_level(logging.WARNING, logger="torchrl_newt.modules.language"):
+        assert task_embeddings_or_none(["walker-walk", spec.name], **empty) is None
+    assert any("newt-table-user-task" in r.getMessage() for r in caplog.records)
+    assert task_embeddings_or_none(["walker-walk"], **empty) is not None
+
+
+@needs_transformers
+def test_user_task_uses_clip_alongside_table_rows(tmp_path, monkeypatch):
+    """Table rows for MMBench tasks, the (stand-in, 512-d) CLIP model for a user task, in one table."""
+    model_dir = tmp_path / "clip-512"
+    stand_in = build_tiny_clip_text(model_dir, hidden_size=512, num_layers=1)
+    monkeypatch.setenv("TORCHRL_NEWT_CLIP_PATH", str(model_dir))
+    spec = register_task("newt-table-mixed-task", base="cheetah-run", instruction="Run backward", overwrite=True)
+    out = task_embeddings(["walker-walk", spec.name, "cheetah-run"], cache_dir=tmp_path / "cache")
+    torch.testing.assert_close(out[[0, 2]], newt_task_embeddings(["walker-walk", "cheetah-run"]), rtol=0, atol=0)
+    torch.testing.assert_close(out[1:2], stand_in([spec.text]), atol=1e-5, rtol=1e-5)
+    assert torch.equal(task_embeddings_or_none(["walker-walk", spec.name], cache_dir=tmp_path / "cache"), out[:2])
+    # a model of another width cannot be mixed with the 512-d rows
+    small = tmp_path / "clip-32"
+    build_tiny_clip_text(small)
+    monkeypatch.setenv("TORCHRL_NEWT_CLIP_PATH", str(small))
+    with pytest.raises(ValueError, match="cannot be mixed"):
+        task_embeddings(["walker-walk", spec.name], cache_dir=tmp_path / "cache")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +392,7 @@ def test_cache_hit_miss_and_invalidation(tiny_dir, tmp_path, monkeypatch):
     assert counter.loads == 6 and not (tmp_path / "unused").exists()
 
 
+@needs_transformers
 def test_fingerprint_tracks_large_weight_files_by_stat(tmp_path, monkeypatch):
     path = tmp_path / "m"
     build_tiny_clip_text(path)
@@ -255,10 +413,17 @@ def test_corrupt_cache_file_is_ignored(tiny_dir, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # offline behaviour
 # ---------------------------------------------------------------------------------------------
+@needs_transformers
 def test_offline_error_is_clear(tmp_path, monkeypatch):
     monkeypatch.delenv("TORCHRL_NEWT_CLIP_PATH", raising=False)
     with pytest.raises(LanguageModelUnavailable) as info:
-        task_embeddings(TASKS, "openai/clip-vit-base-patch32", hf_cache_dir=tmp_path / "empty-hf", cache_dir=tmp_path)
+        task_embeddings(
+            TASKS,
+            "openai/clip-vit-base-patch32",
+            source="clip",
+            hf_cache_dir=tmp_path / "empty-hf",
+            cache_dir=tmp_path,
+        )
     msg = str(info.value)
     assert "openai/clip-vit-base-patch32" in msg and "allow_download=True" in msg and "TORCHRL_NEWT_CLIP_PATH" in msg
     with pytest.raises(LanguageModelUnavailable, match="not available offline"):
@@ -271,8 +436,10 @@ def test_offline_error_is_clear(tmp_path, monkeypatch):
 
 def test_env_var_points_the_default_id_to_a_local_copy(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHRL_NEWT_CLIP_PATH", str(tiny_dir))
-    table = task_embeddings(TASKS[:2], cache_dir=tmp_path)
+    table = task_embeddings(TASKS[:2], source="clip", cache_dir=tmp_path)
     assert table.shape == (2, 32)
+    # MMBench tasks still come from Newt's table by default; the model is not even needed
+    assert torch.equal(task_embeddings(TASKS[:2], cache_dir=tmp_path), newt_task_embeddings(TASKS[:2]))
 
 
 def test_hf_cache_snapshot_is_found_offline(tiny_dir, tmp_path):
@@ -378,7 +545,10 @@ def test_cli_full_mmbench_table(tiny_dir, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # the real model (only where its weights are on this machine)
 # ---------------------------------------------------------------------------------------------
-def _real_clip() -> str | None:
+@pytest.fixture
+def real_clip() -> str:
+    """A local directory with the real CLIP ViT-B/32 weights; skips, naming what is missing, otherwise."""
+    pytest.importorskip("transformers", reason="needs transformers (pip install -e .[language])")
     env = os.environ.get("TORCHRL_NEWT_CLIP_PATH")
     if env and Path(env).is_dir():
         return env
@@ -386,23 +556,30 @@ def _real_clip() -> str | None:
         directory, _ = lang._resolve_pretrained(
             lang.DEFAULT_CLIP_MODEL, revision=None, hf_cache_dir=None, env_var=None, default_id=None
         )
-    except Exception:
-        return None
-    return str(directory) if directory is not None else None
+    except Exception:  # noqa: BLE001
+        directory = None
+    if directory is None:
+        pytest.skip(
+            f"real CLIP weights are not available locally: {lang.DEFAULT_CLIP_MODEL} is not in the Hugging Face "
+            f"cache ({lang._hf_cache_location(None)}) and TORCHRL_NEWT_CLIP_PATH is "
+            + (f"not a directory ({env})" if env else "unset")
+        )
+    return str(directory)
 
 
-def test_real_clip_matches_reference_embeddings(shared_dir, tmp_path):
-    ref_file = shared_dir / "mmbench" / "clip_text_embeddings.json"
-    if not ref_file.exists():
-        pytest.skip(f"{ref_file} is absent")
-    model = _real_clip()
-    if model is None:
-        pytest.skip("real CLIP weights are not available locally (HF cache or TORCHRL_NEWT_CLIP_PATH)")
-    ref = json.loads(ref_file.read_text())
-    names = list(ref["embeddings"])
-    expected = torch.tensor([ref["embeddings"][n] for n in names])
-    ours = task_embeddings(names, model, cache_dir=tmp_path)
-    assert ours.shape == expected.shape == (len(names), ref["dim"])
+def test_real_clip_reproduces_the_shipped_table(real_clip, tmp_path):
+    names = ["walker-walk", "cheetah-run", "mw-assembly", "ms-pick-cube", "pygame-reacher-easy"]
+    ours = task_embeddings(names, real_clip, source="clip", cache_dir=tmp_path)
+    cos = torch.nn.functional.cosine_similarity(ours, newt_task_embeddings(names), dim=-1)
+    worst = int(cos.argmin())
+    assert cos.min() >= 0.999, f"{names[worst]}: cosine {cos[worst]:.6f}"
+
+
+def test_real_clip_matches_reference_embeddings(real_clip, reference, tmp_path):
+    names = list(reference["embeddings"])
+    expected = torch.tensor([reference["embeddings"][n] for n in names])
+    ours = task_embeddings(names, real_clip, source="clip", cache_dir=tmp_path)
+    assert ours.shape == expected.shape == (len(names), reference["dim"])
     cos = torch.nn.functional.cosine_similarity(ours, expected, dim=-1)
     worst = int(cos.argmin())
     assert cos.min() > 0.999, f"{names[worst]}: cosine {cos[worst]:.6f}"

@@ -6,14 +6,29 @@ embedding is the mean over all token positions (BOS and EOS included) of the
 ``last_hidden_state`` of the CLIP ViT-B/32 text transformer, with no projection and no
 normalisation.
 
-This module computes those embeddings with :mod:`transformers` (``pip install -e .[language]``),
-caches them on disk and never touches the network unless explicitly allowed:
+**Shipped table (the default for MMBench tasks, offline).** ``data/mmbench_clip_text.npz`` holds
+Newt's own frozen CLIP instruction embeddings for all 234 MMBench tasks (the 200 training tasks
+in soup order, then the 34 held-out tasks): the ``text_embedding`` field of ``tasks.json`` in
+https://github.com/nicklashansen/newt, computed by Newt with the text model of CLIP
+``openai/clip-vit-base-patch32`` as the mean of ``last_hidden_state`` over all tokens of
+``"{embodiment}. {instruction}."`` (one text per call, no projection, no normalisation), exported
+rounded to 6 significant digits and stored as float32 ``[234, 512]`` by
+``scripts/make_clip_table.py``. :func:`task_embeddings` returns these rows for MMBench tasks
+without loading any weights, importing :mod:`transformers` or touching the network;
+:func:`newt_task_embeddings` reads only the table.
+
+Other texts (tasks added with :func:`~torchrl_newt.envs.register_task`, edited instructions, raw
+strings) are computed with :mod:`transformers` (``pip install -e .[language]``), cached on disk,
+never downloading anything unless explicitly allowed:
 
 * :func:`task_embeddings` returns a ``[num_tasks, dim]`` table for task names, :class:`TaskSpec`
-  objects or raw strings, computed in batches (attention-mask weighted mean, so padding never
+  objects or raw strings: shipped rows where the text is in Newt's table (``source="auto"``, the
+  default), CLIP for the rest, computed in batches (attention-mask weighted mean, so padding never
   changes a text's embedding) and cached per model id, model files and exact text.
-* :func:`task_embeddings_or_none` returns ``None`` with a single warning when the weights are not
-  available offline, so callers can fall back to learnable task embeddings (TD-MPC2 style).
+  ``source="newt"`` uses only the table, ``source="clip"`` always runs the model.
+* :func:`task_embeddings_or_none` returns ``None`` with a single warning when the weights are
+  needed but not available offline, so callers can fall back to learnable task embeddings
+  (TD-MPC2 style).
 * :func:`save_task_table` / :func:`load_task_table` store a precomputed table (see
   ``python -m torchrl_newt.embed``) for machines without the weights.
 
@@ -23,15 +38,18 @@ Weights are looked up, in order, in a local directory given as ``model``, in the
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,11 +71,15 @@ __all__ = [
     "LanguageModelUnavailable",
     "MissingTaskEmbeddingError",
     "ModelUnavailable",
+    "NEWT_TABLE_FILE",
+    "NewtTextTable",
     "build_tiny_clip_text",
     "default_cache_dir",
+    "load_newt_table",
     "load_task_table",
     "mean_pool",
     "model_fingerprint",
+    "newt_task_embeddings",
     "save_task_table",
     "task_embeddings",
     "task_embeddings_or_none",
@@ -71,6 +93,8 @@ DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 CLIP_TEXT_DIM = 512
 """Width of the ViT-B/32 text transformer (the embedding size of the real model)."""
 CLIP_PATH_ENV = "TORCHRL_NEWT_CLIP_PATH"
+NEWT_TABLE_FILE = Path(__file__).resolve().with_name("data") / "mmbench_clip_text.npz"
+"""Newt's CLIP text embeddings of the 234 MMBench tasks, shipped as package data (see the module docstring)."""
 CACHE_ENV = "TORCHRL_NEWT_CACHE"
 
 # Bump whenever the way an embedding is computed changes: it is part of every cache key.
@@ -527,10 +551,111 @@ def _write_cache(path: Path, model_id: str, fingerprint: str, new: dict[str, tor
         logger.warning("could not write the embedding cache %s (%s); continuing without it", path, err)
 
 
+# ----------------------------------------------------------------------------------------------
+# Newt's shipped table (MMBench tasks, no weights, no network)
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewtTextTable:
+    """Newt's CLIP text embeddings of the MMBench tasks, as shipped in :data:`NEWT_TABLE_FILE`.
+
+    Attributes:
+        names: the 234 task names in MMBench order (200 training tasks in soup order, then the 34
+            held-out tasks; ``list_tasks(include_held_out=True)``).
+        texts: the embedded text ``"{embodiment}. {instruction}."`` of each row.
+        embeddings: float32 ``[234, 512]``, Newt's ``tasks.json`` ``text_embedding`` vectors.
+        meta: the header of the source export (``model``, ``text_template``, ``pooling``, ``dim``,
+            ``precision``) plus ``source_sha256`` and ``upstream``.
+    """
+
+    names: tuple[str, ...]
+    texts: tuple[str, ...]
+    embeddings: torch.Tensor
+    meta: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=1)
+def _newt_table() -> tuple[NewtTextTable, dict[str, int]]:
+    """The shipped table (read once per process) and its ``{text: row}`` index."""
+    if not NEWT_TABLE_FILE.is_file():
+        raise FileNotFoundError(
+            f"Newt's CLIP task table is missing from the installation ({NEWT_TABLE_FILE}); reinstall "
+            f"torchrl_newt or rebuild it with `python scripts/make_clip_table.py`"
+        )
+    with np.load(NEWT_TABLE_FILE, allow_pickle=False) as data:
+        table = NewtTextTable(
+            names=tuple(str(n) for n in data["names"]),
+            texts=tuple(str(t) for t in data["texts"]),
+            embeddings=torch.from_numpy(np.array(data["embeddings"], dtype=np.float32)),
+            meta=json.loads(data["meta"].item()),
+        )
+    # tasks sharing a text (e.g. walker-stand / walker-stand-incline) share one identical vector
+    by_text: dict[str, int] = {}
+    for i, text in enumerate(table.texts):
+        by_text.setdefault(text, i)
+    logger.debug("loaded Newt's task table: %d tasks x %d dims", *table.embeddings.shape)
+    return table, by_text
+
+
+def load_newt_table() -> NewtTextTable:
+    """Newt's shipped CLIP text embeddings of all 234 MMBench tasks (a copy; no weights needed).
+
+    Examples:
+        >>> t = load_newt_table()
+        >>> len(t.names), tuple(t.embeddings.shape), t.embeddings.dtype
+        (234, (234, 512), torch.float32)
+        >>> t.names[:2], t.meta["model"], t.meta["text_template"]
+        (('walker-stand', 'walker-walk'), 'openai/clip-vit-base-patch32', '{embodiment}. {instruction}.')
+    """
+    table, _ = _newt_table()
+    return NewtTextTable(table.names, table.texts, table.embeddings.clone(), dict(table.meta))
+
+
+def _task_label(task: str | TaskSpec) -> str:
+    return task.name if isinstance(task, TaskSpec) else str(task)
+
+
+def newt_task_embeddings(tasks: Sequence[str | TaskSpec]) -> torch.Tensor:
+    """Rows of Newt's shipped CLIP table for ``tasks``, ``[len(tasks), 512]`` float32 on the CPU.
+
+    Rows are matched by the task's text (:func:`task_texts`), so registered MMBench names, their
+    :class:`TaskSpec` and the exact raw text all work, while a task whose instruction was edited
+    with :func:`~torchrl_newt.envs.register_task` is (correctly) not found. Needs neither weights,
+    :mod:`transformers` nor network access.
+
+    Raises:
+        MissingTaskEmbeddingError: some tasks have no row (all are listed); embed them with
+            ``task_embeddings(..., source="clip")``.
+        UnknownTaskError: a task name is not registered.
+
+    Examples:
+        >>> emb = newt_task_embeddings(["walker-walk", "cheetah-run"])
+        >>> emb.shape, emb.dtype
+        (torch.Size([2, 512]), torch.float32)
+        >>> torch.equal(emb[:1], newt_task_embeddings([get_task("walker-walk").text]))
+        True
+    """
+    texts = task_texts(tasks)
+    table, by_text = _newt_table()
+    missing = [_task_label(task) for task, text in zip(tasks, texts) if text not in by_text]
+    if missing:
+        raise MissingTaskEmbeddingError(
+            f"{len(missing)} task(s) have no row in Newt's shipped CLIP table (only the 234 MMBench "
+            f"tasks with their original instructions do): {', '.join(missing)}; embed them with "
+            f"task_embeddings(..., source='clip') (needs the CLIP weights)"
+        )
+    rows = torch.as_tensor([by_text[t] for t in texts], dtype=torch.long)
+    return table.embeddings[rows].clone()
+
+
+def _is_default_model(model: str | os.PathLike | CLIPTextEmbedder) -> bool:
+    return not isinstance(model, CLIPTextEmbedder) and os.fspath(model) == DEFAULT_CLIP_MODEL
+
+
 def task_embeddings(
     tasks: Sequence[str | TaskSpec],
     model: str | os.PathLike | CLIPTextEmbedder = DEFAULT_CLIP_MODEL,
     *,
+    source: Literal["auto", "newt", "clip"] = "auto",
     device: str | torch.device | None = None,
     batch_size: int = 64,
     cache_dir: str | os.PathLike | None = None,
@@ -543,16 +668,26 @@ def task_embeddings(
 ) -> torch.Tensor:
     """Frozen CLIP text embeddings of tasks, ``[len(tasks), dim]`` (``dim`` = 512 for CLIP B/32).
 
-    Each task's text (:func:`task_texts`) goes through the CLIP tokenizer (padding, truncation)
-    and text transformer; the embedding is the mean of ``last_hidden_state`` over its real tokens,
-    BOS and EOS included, without projection or normalisation, identical to embedding each text
-    alone. Results are cached under ``cache_dir`` keyed by the model id, a fingerprint of the model
-    files (config, tokenizer, weights) and the exact text, so a cache hit never loads the model and
-    editing an instruction recomputes only that text.
+    With the default ``model`` and ``source="auto"``, every task whose text is in Newt's shipped
+    table (the 234 MMBench tasks, see :func:`newt_task_embeddings`) gets Newt's own vector, with no
+    weights, no :mod:`transformers` and no network; only the other texts (user-registered tasks,
+    edited instructions, raw strings) go through the model.
+
+    The model path: each text (:func:`task_texts`) goes through the CLIP tokenizer (padding,
+    truncation) and text transformer; the embedding is the mean of ``last_hidden_state`` over its
+    real tokens, BOS and EOS included, without projection or normalisation, identical to embedding
+    each text alone (it reproduces the shipped vectors to cosine > 0.999). Results are cached under
+    ``cache_dir`` keyed by the model id, a fingerprint of the model files (config, tokenizer,
+    weights) and the exact text, so a cache hit never loads the model and editing an instruction
+    recomputes only that text.
 
     Args:
         tasks: task names, :class:`TaskSpec` objects, or raw texts (strings with whitespace).
         model: a local directory, a Hugging Face id, or a ready :class:`CLIPTextEmbedder`.
+        source: ``"auto"``: Newt's shipped rows where available when ``model`` is the default id
+            (:data:`DEFAULT_CLIP_MODEL`), the model for everything else; ``"newt"``: the shipped
+            table only (raises :class:`MissingTaskEmbeddingError` for other tasks; ``model`` must be
+            the default); ``"clip"``: always run ``model``.
         device: where to run the model (default: CUDA if available, else CPU). The returned table
             is always a float32 CPU tensor.
         batch_size: texts per forward pass.
@@ -565,11 +700,16 @@ def task_embeddings(
         progress: show a progress bar while embedding.
 
     Raises:
-        LanguageModelUnavailable: the weights are neither local nor cached and downloads are off.
-        MissingDependencyError: :mod:`transformers` is not installed (``pip install -e .[language]``).
+        LanguageModelUnavailable: some texts need the model, whose weights are neither local nor
+            cached, and downloads are off (the message lists the tasks not in Newt's table).
+        MissingDependencyError: some texts need the model and :mod:`transformers` is not installed
+            (``pip install -e .[language]``).
+        MissingTaskEmbeddingError: ``source="newt"`` and some tasks are not in the shipped table.
         UnknownTaskError: a task name is not registered.
 
     Examples:
+        >>> task_embeddings(["walker-walk", "mujoco-ant"]).shape  # Newt's shipped vectors, offline
+        torch.Size([2, 512])
         >>> import tempfile
         >>> tmp = tempfile.mkdtemp()
         >>> _ = build_tiny_clip_text(f"{tmp}/tiny-clip")  # stands in for a local CLIP checkout
@@ -579,9 +719,74 @@ def task_embeddings(
         >>> torch.equal(task_embeddings(["walker-walk"], f"{tmp}/tiny-clip", cache_dir=tmp), table[:1])
         True
     """
+    if source not in ("auto", "newt", "clip"):
+        raise ValueError(f"source must be 'auto', 'newt' or 'clip', got {source!r}")
+    download = _check_download_flags(local_files_only, allow_download)
     texts = task_texts(tasks)
     if not texts:
         raise ValueError("task_embeddings() needs at least one task")
+    if source == "newt":
+        if not _is_default_model(model):
+            raise ValueError(
+                f"source='newt' returns Newt's shipped {DEFAULT_CLIP_MODEL} vectors; it cannot use "
+                f"model={model!r} (pass source='clip' to run that model)"
+            )
+        return newt_task_embeddings(tasks)
+
+    rows: dict[str, torch.Tensor] = {}
+    if source == "auto" and _is_default_model(model):
+        shipped, by_text = _newt_table()
+        rows = {t: shipped.embeddings[by_text[t]] for t in texts if t in by_text}
+    todo = list(dict.fromkeys(t for t in texts if t not in rows))
+    if rows:
+        logger.debug("task_embeddings: %d texts from Newt's shipped table, %d for the model", len(rows), len(todo))
+    if todo:
+        try:
+            computed = _model_embeddings(
+                todo,
+                model,
+                download=download,
+                device=device,
+                batch_size=batch_size,
+                cache_dir=cache_dir,
+                revision=revision,
+                hf_cache_dir=hf_cache_dir,
+                use_cache=use_cache,
+                progress=progress,
+            )
+        except (ModelUnavailable, MissingDependencyError) as err:
+            if not rows:
+                raise
+            needed = set(todo)
+            outside = list(dict.fromkeys(_task_label(k) for k, t in zip(tasks, texts) if t in needed))
+            raise type(err)(
+                f"{len(outside)} task(s) are not in Newt's shipped CLIP table and need the CLIP model "
+                f"({', '.join(outside)}): {err}"
+            ) from err
+        if rows and computed and next(iter(computed.values())).shape[-1] != CLIP_TEXT_DIM:
+            raise ValueError(
+                f"the model {model!r} gives {next(iter(computed.values())).shape[-1]}-d embeddings, which "
+                f"cannot be mixed with Newt's {CLIP_TEXT_DIM}-d shipped rows; pass source='clip' to embed "
+                f"every task with it"
+            )
+        rows.update(computed)
+    return torch.stack([rows[t] for t in texts]).to(torch.float32).clone()
+
+
+def _model_embeddings(
+    texts: list[str],
+    model: str | os.PathLike | CLIPTextEmbedder,
+    *,
+    download: bool,
+    device: str | torch.device | None,
+    batch_size: int,
+    cache_dir: str | os.PathLike | None,
+    revision: str | None,
+    hf_cache_dir: str | os.PathLike | None,
+    use_cache: bool,
+    progress: bool,
+) -> dict[str, torch.Tensor]:
+    """``{text: embedding}`` for unique texts, from the on-disk cache or the model."""
     embedder: CLIPTextEmbedder | None = None
     if isinstance(model, CLIPTextEmbedder):
         embedder = model
@@ -589,7 +794,6 @@ def task_embeddings(
             embedder = embedder.to(device)
         model_id, fingerprint = embedder.name, embedder.fingerprint
     else:
-        download = _check_download_flags(local_files_only, allow_download)
         directory, model_id = _resolve_pretrained(
             model, revision=revision, hf_cache_dir=hf_cache_dir, env_var=CLIP_PATH_ENV, default_id=DEFAULT_CLIP_MODEL
         )
@@ -610,7 +814,7 @@ def task_embeddings(
             Path(cache_dir) if cache_dir is not None else default_cache_dir(), model_id, fingerprint
         )
         cached = _read_cache(cache_file, fingerprint)
-    missing = list(dict.fromkeys(t for t in texts if t not in cached))
+    missing = [t for t in texts if t not in cached]
     logger.debug(
         "task_embeddings: %d texts, %d cached, %d to compute", len(texts), len(texts) - len(missing), len(missing)
     )
@@ -625,7 +829,7 @@ def task_embeddings(
         cached.update(computed)
         if cache_file is not None:
             _write_cache(cache_file, model_id, fingerprint, computed)
-    return torch.stack([cached[t] for t in texts]).to(torch.float32)
+    return {t: cached[t] for t in texts}
 
 
 def model_fingerprint(
@@ -666,10 +870,16 @@ def task_embeddings_or_none(
 ) -> torch.Tensor | None:
     """Like :func:`task_embeddings`, but returns ``None`` when the language model is unavailable.
 
-    Logs one warning (once per model per process) explaining why and how to fix it, so callers can
-    fall back to learnable task embeddings (TD-MPC2's multitask setup) instead of failing.
+    With the default ``model``, MMBench tasks come from Newt's shipped table, so a list of MMBench
+    tasks always gets its (language-conditioned) table, offline; ``None`` only happens when some
+    task needs the model (a user-registered task, an edited instruction, another ``model`` or
+    ``source="clip"``) and its weights or :mod:`transformers` are missing. Logs one warning (once
+    per model per process) explaining why and how to fix it, so callers can fall back to learnable
+    task embeddings (TD-MPC2's multitask setup) for all tasks instead of failing.
 
     Examples:
+        >>> task_embeddings_or_none(["walker-walk", "cheetah-run"]).shape
+        torch.Size([2, 512])
         >>> import tempfile
         >>> task_embeddings_or_none(["walker-walk"], model=f"{tempfile.mkdtemp()}/no-such-model") is None
         True
