@@ -56,10 +56,12 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--utd", type=float, default=1.0, help="updates per env step (TD-MPC2's single-task default)")
+    parser.add_argument("--tag", default="", help="suffix of the result files (e.g. the variant an --extra option selects)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more options for the example")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    out_dir = RESULTS / f"learning_{args.task}"
+    suffix = (f"_{args.tag}" if args.tag else "") + ("" if args.seed == 1 else f"_seed{args.seed}")
+    out_dir = RESULTS / f"learning_{args.task}{suffix}"  # run folder (not committed)
     t0 = time.time()
     ex = _example()
     run = ex.main([
@@ -94,7 +96,7 @@ def main() -> None:
     lines += ["", f"Final score {final:.3f} vs random {rand:.3f}: {'learned' if final > rand + 0.1 else 'NOT learned'}."]
     text = "\n".join(lines) + "\n"
     print(text)
-    stem = f"learning_{args.task}_{device}" + ("" if args.seed == 1 else f"_seed{args.seed}")
+    stem = f"learning_{args.task}_{device}{suffix}"
     (RESULTS / f"{stem}.md").write_text(text)
     _plot(history, args.task, rand, RESULTS / f"{stem}.png")
 

@@ -1,5 +1,7 @@
 """Unit tests of the world model's building blocks and components."""
 
+import math
+
 import pytest
 import torch
 from torchrl.objectives import symexp, symlog
@@ -83,8 +85,39 @@ def test_policy_masked_dims_are_exactly_zero():
     assert (out.action[:, 3:] == 0).all() and (out.mean[:, 3:] == 0).all()
     assert (out.action[:, :3] != 0).all()
     assert out.action.abs().max() <= 1
-    # entropy scaling counts the valid dims only
-    assert torch.allclose(out.scaled_entropy, out.entropy * 3)
+
+
+def test_policy_entropies_match_newt_by_hand():
+    """Newt's definitions (reference common/world_model.py:160-194), worked out by hand for a
+    policy with constant outputs and no noise: raw mean (0.5, -0.3, 0.7), raw log-std 0 -> log-std
+    -10 + 6 * (tanh(0) + 1) = -4 on the two valid dims; the third dim is masked."""
+    wm = NewtWorldModel(obs_dim=4, action_dim=3, size="S")
+    with torch.no_grad():
+        wm.policy.weights[-1].zero_()
+        wm.policy.biases[-1].copy_(torch.tensor([0.5, -0.3, 0.7, 0.0, 0.0, 0.4]))
+    out = wm.pi(wm.encode(torch.randn(1, 4)), action_mask=torch.tensor([[1.0, 1.0, 0.0]]), deterministic=True)
+    c = 0.5 * math.log(2 * math.pi)
+    pre = 2 * (4.0 - c) + (0.0 - c)  # all padded dims count; a masked dim gives the constant
+    squash = math.log(1 - math.tanh(0.5) ** 2 + 1e-6) + math.log(1 - math.tanh(-0.3) ** 2 + 1e-6) + math.log(1 + 1e-6)
+    log_prob = pre - squash
+    assert out.log_prob.item() == pytest.approx(log_prob, rel=1e-5)
+    assert out.entropy.item() == pytest.approx(-log_prob, rel=1e-5)
+    # scaled entropy: -log_prob * (n_valid * pre) / (log_prob + 1e-8) = -2 * pre (to float precision)
+    assert out.scaled_entropy.item() == pytest.approx(-log_prob * (2 * pre) / (log_prob + 1e-8), rel=1e-5)
+    assert out.scaled_entropy.item() == pytest.approx(-2 * pre, rel=1e-5)
+    assert out.action.tolist()[0] == pytest.approx([math.tanh(0.5), math.tanh(-0.3), 0.0], abs=1e-6)
+
+
+def test_q_heads_have_no_dropout_by_default():
+    """Newt's Q heads have no dropout; TD-MPC2's 0.01 is an option."""
+    wm = NewtWorldModel(obs_dim=4, action_dim=2, size="S").train()
+    z, a = wm.encode(torch.randn(64, 4)), torch.zeros(64, 2)
+    torch.nn.init.normal_(wm.qnet.weights[-1])
+    assert torch.equal(wm.q(z, a), wm.q(z, a))  # deterministic in training mode
+    tdmpc2 = NewtWorldModel(obs_dim=4, action_dim=2, size="S", q_dropout=0.5).train()
+    torch.nn.init.normal_(tdmpc2.qnet.weights[-1])
+    z = tdmpc2.encode(torch.randn(64, 4))
+    assert not torch.equal(tdmpc2.q(z, a), tdmpc2.q(z, a))
 
 
 def test_zero_initialised_heads_and_learnable_table_norm():

@@ -39,15 +39,17 @@ def _wm(**kw):
     return NewtWorldModel(obs_dim=5, action_dim=4, size="S", num_tasks=2, **kw)
 
 
-def test_world_model_loss_hand_computed():
+@pytest.mark.parametrize("time_weights, w", [("newt", (4 / 7, 2 / 7)), ("horizon", (2 / 3, 1 / 3))])
+def test_world_model_loss_hand_computed(time_weights, w):
     wm = _wm()
-    loss_fn = TDMPC2WorldModelLoss(wm, discount=torch.tensor([0.9, 0.5]))
+    loss_fn = TDMPC2WorldModelLoss(wm, discount=torch.tensor([0.9, 0.5]), time_weights=time_weights)
     td = _batch(T=2)
     losses = loss_fn(td)
+    # Newt normalises rho^t over T + 1 = 3 terms (1, 1/2, 1/4 -> 4/7, 2/7, 1/7) and uses the first
+    # T = 2; the "horizon" variant normalises over the 2 terms used (2/3, 1/3).
     # freshly initialised reward and Q heads are zero: uniform logits -> CE = log(num_bins)
-    assert losses["loss_reward"].item() == pytest.approx(0.1 * math.log(101), rel=1e-5)
-    assert losses["loss_value"].item() == pytest.approx(0.1 * math.log(101), rel=1e-5)
-    # consistency with rho = 0.5 over T = 2 steps: weights 2/3 and 1/3
+    assert losses["loss_reward"].item() == pytest.approx(0.1 * math.log(101) * sum(w), rel=1e-5)
+    assert losses["loss_value"].item() == pytest.approx(0.1 * math.log(101) * sum(w), rel=1e-5)
     with torch.no_grad():
         task = td["task"]
         z0 = wm.encode(td["observation"][:, 0], task[:, 0])
@@ -56,7 +58,7 @@ def test_world_model_loss_hand_computed():
         target = wm.encode(td["next", "observation"], task)
         e1 = (z1 - target[:, 0]).pow(2).mean(-1)
         e2 = (z2 - target[:, 1]).pow(2).mean(-1)
-        expected = 20 * (2 / 3 * e1 + 1 / 3 * e2).mean()
+        expected = 20 * (w[0] * e1 + w[1] * e2).mean()
     assert losses["loss_consistency"].item() == pytest.approx(expected.item(), rel=1e-5)
     # the TD target of a zero target-Q is the reward itself
     assert losses["td_target"].item() == pytest.approx(td["next", "reward"].mean().item(), rel=1e-5, abs=1e-6)
@@ -90,13 +92,47 @@ def test_world_model_loss_gradients_skip_policy():
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in wm.named_parameters() if n.startswith(prefix)), prefix
 
 
-def test_world_model_loss_bc_term_trains_policy():
+def _fixed_policy(wm, mean_raw: float, log_std_raw: float) -> None:
+    """Make the policy head output constants: zero last-layer weights, biases set by hand."""
+    with torch.no_grad():
+        wm.policy.weights[-1].zero_()
+        A = wm.action_dim
+        wm.policy.biases[-1][:A] = mean_raw
+        wm.policy.biases[-1][A:] = log_std_raw
+
+
+def test_world_model_loss_prior_term_trains_policy():
     wm = _wm()
-    loss_fn = TDMPC2WorldModelLoss(wm, bc_coef=1.0)
+    loss_fn = TDMPC2WorldModelLoss(wm, prior_coef=1.0)
     losses = loss_fn(_batch())
-    assert "loss_bc" in losses.keys()
-    losses["loss_bc"].backward()
+    assert "loss_prior" in losses.keys()
+    losses["loss_prior"].backward()
     assert all(p.grad is not None for n, p in wm.named_parameters() if n.startswith("policy."))
+    # the term flows through the rolled-out latents into the encoder as well (as in Newt)
+    loss_fn2 = TDMPC2WorldModelLoss(_wm(), prior_coef=1.0)
+    loss_fn2(_batch())["loss_prior"].backward()
+    assert any(p.grad is not None for n, p in loss_fn2.world_model.named_parameters() if n.startswith("encoder."))
+
+
+def test_world_model_prior_term_hand_computed():
+    """prior = mean_{b,t} rho_t * (masked BC of the sampled action - entropy_coef * scaled_entropy)."""
+    wm = _wm()
+    # policy: tanh mean 0.5 raw on every dim, log-std at its minimum -10 (noise ~ 4.5e-5)
+    _fixed_policy(wm, 0.5, -1e3)
+    td = _batch(B=4000, T=3)
+    td["action"].zero_()
+    loss_fn = TDMPC2WorldModelLoss(wm, prior_coef=2.0, entropy_coef=0.0)
+    losses = loss_fn(td)
+    # masked BC per step = tanh(0.5)^2 on the 2 valid dims; weights 8/15, 4/15, 2/15 (over T + 1 = 4)
+    expected = 2.0 * math.tanh(0.5) ** 2 * (8 / 15 + 4 / 15 + 2 / 15) / 3
+    assert losses["loss_prior"].item() == pytest.approx(expected, rel=1e-3)
+    # the entropy part: scaled entropy = -n_valid * pre-squash log-prob, whose expectation is
+    # 2 valid dims * (10 - log sqrt(2 pi) - E[eps^2] / 2) + 2 masked dims * (-log sqrt(2 pi))
+    c = 0.5 * math.log(2 * math.pi)
+    scaled_entropy = -2 * (2 * (10 - c - 0.5) - 2 * c)
+    loss_e = TDMPC2WorldModelLoss(wm, prior_coef=1.0, entropy_coef=1e-2)(td)["loss_prior"].item()
+    bc = expected / 2.0
+    assert loss_e == pytest.approx(bc - 1e-2 * scaled_entropy * (14 / 15) / 3, rel=2e-3)
 
 
 def test_actor_loss_gradients_reach_only_policy():
@@ -132,13 +168,59 @@ def test_actor_loss_hand_computed_with_zero_q():
     assert "loss_bc" not in losses.keys()
 
 
+@pytest.mark.parametrize("bc_target", ["sample", "mean"])
+def test_actor_bc_target_and_weights(bc_target):
+    """Newt's BC prior compares the *sampled* action; weights rho[:-1] of the T + 1 normalisation."""
+    wm = _wm()
+    _fixed_policy(wm, 0.5, -1e3 if bc_target == "mean" else 1e3)  # std e^-10 or e^2
+    td = _batch(T=2)
+    td["action"].zero_()
+    losses = TDMPC2ActorLoss(wm, bc_coef=1.0, bc_target=bc_target)(td)
+    if bc_target == "mean":
+        # tanh(0.5)^2 on each valid dim, weights 4/7 + 2/7 (rho over T + 1 = 3 terms)
+        assert losses["loss_bc"].item() == pytest.approx(math.tanh(0.5) ** 2 * 6 / 7, rel=1e-5)
+    else:
+        # wide noise: samples spread over (-1, 1), far from tanh(0.5)^2 ~ 0.21 (E[tanh(u)^2] ~ 0.8)
+        assert losses["loss_bc"].item() > 0.5 * 6 / 7
+
+
+def _constant_q(wm, bin_index: int = 60, logit: float = 30.0) -> float:
+    """Make every Q head predict one bin (bin 60 of [-10, 10] is symlog 2): returns the value."""
+    with torch.no_grad():
+        wm.qnet.weights[-1].zero_()
+        wm.qnet.biases[-1].zero_()
+        wm.qnet.biases[-1][:, bin_index] = logit
+    return math.expm1(2.0)
+
+
+@pytest.mark.parametrize("order", ["after", "before"])
+def test_running_scale_divides_before_update(order):
+    wm = _wm()
+    q = _constant_q(wm)
+    actor_loss = TDMPC2ActorLoss(wm, entropy_coef=0.0, bc_coef=0.0, scale_tau=1.0, scale_update=order)
+    actor_loss.running_scale.value.fill_(4.0)
+    losses = actor_loss(_batch(T=1))
+    # Q is the same everywhere: the 5-95 range is 0, clamped to 1, and tau = 1 sets the scale to 1
+    assert actor_loss.running_scale.value.item() == pytest.approx(1.0)
+    divisor = 4.0 if order == "after" else 1.0  # Newt: this batch is divided by the old scale
+    assert losses["q_scale"].item() == pytest.approx(divisor)
+    assert losses["loss_pi"].item() == pytest.approx(-q / divisor, rel=1e-4)
+    # in eval mode the scale is left alone
+    actor_loss.running_scale.value.fill_(4.0)
+    actor_loss.eval()
+    actor_loss(_batch(T=1))
+    assert actor_loss.running_scale.value.item() == pytest.approx(4.0)
+
+
 def test_actor_bc_prior_is_masked():
     wm = _wm()
     actor_loss = TDMPC2ActorLoss(wm, bc_coef=1.0)
     td = _batch()
+    torch.manual_seed(0)
     base = actor_loss(td)["loss_bc"]
     td2 = td.clone()
     td2["action"][..., 2:] = 0.9  # changes only masked-out dims
+    torch.manual_seed(0)
     assert actor_loss(td2)["loss_bc"].item() == pytest.approx(base.item(), rel=1e-6)
 
 

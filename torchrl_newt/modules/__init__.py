@@ -1,10 +1,11 @@
 """TensorDict modules of Newt: the world model, the MPPI planner actor, language and vision features.
 
-The language (CLIP) and vision (DINOv2) helpers import ``transformers`` lazily, only when used.
+The language (CLIP) and vision (DINOv2) helpers import ``transformers`` lazily, only when used; MMBench
+task embeddings come from Newt's shipped CLIP table (:func:`newt_task_embeddings`) without it.
 """
 
 from torchrl_newt.modules.layers import SimNorm, TaskMLP, simnorm
-from torchrl_newt.modules.planner import TDMPC2Planner
+from torchrl_newt.modules.planner import TDMPC2Planner, constraint_weight
 from torchrl_newt.modules.world_model import MODEL_SIZES, NewtWorldModel, PolicyOutput
 from torchrl_newt.modules.language import (
     CLIP_TEXT_DIM,
@@ -13,11 +14,15 @@ from torchrl_newt.modules.language import (
     LanguageModelUnavailable,
     MissingTaskEmbeddingError,
     ModelUnavailable,
+    NEWT_TABLE_FILE,
+    NewtTextTable,
     build_tiny_clip_text,
     default_cache_dir,
+    load_newt_table,
     load_task_table,
     mean_pool,
     model_fingerprint,
+    newt_task_embeddings,
     save_task_table,
     task_embeddings,
     task_embeddings_or_none,
@@ -46,6 +51,8 @@ __all__ = [
     "MODEL_SIZES",
     "MissingTaskEmbeddingError",
     "ModelUnavailable",
+    "NEWT_TABLE_FILE",
+    "NewtTextTable",
     "NewtWorldModel",
     "PolicyOutput",
     "SimNorm",
@@ -53,12 +60,15 @@ __all__ = [
     "TaskMLP",
     "VisionModelUnavailable",
     "build_tiny_clip_text",
+    "constraint_weight",
     "build_tiny_dinov2",
     "default_cache_dir",
     "load_dinov2",
+    "load_newt_table",
     "load_task_table",
     "mean_pool",
     "model_fingerprint",
+    "newt_task_embeddings",
     "normalize_frames",
     "save_task_table",
     "simnorm",

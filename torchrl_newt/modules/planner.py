@@ -28,6 +28,27 @@ def _as_key_tuple(key: NestedKey) -> tuple:
     return (key,) if isinstance(key, str) else tuple(key)
 
 
+def constraint_weight(step: int, start: int = 2_000_000, final: int = 10_000_000) -> float:
+    """Newt's constrained-planning weight at env step ``step``.
+
+    ``1`` until ``start`` (Newt's ``constraint_start_step``), then ``1 - (step - start) / final``
+    (``constraint_final_step``), floored at ``0`` (reference ``tdmpc2.py:242-247``,
+    ``common/math.py:128-145``, ``config.py:67-69``). Feed it to
+    :meth:`TDMPC2Planner.set_prior_weight` in training and evaluation.
+
+    Examples:
+        >>> constraint_weight(0), constraint_weight(2_000_000), constraint_weight(7_000_000)
+        (1.0, 1.0, 0.5)
+        >>> constraint_weight(12_000_000), constraint_weight(50_000_000)
+        (0.0, 0.0)
+        >>> constraint_weight(150, start=100, final=200)
+        0.75
+    """
+    if step < start:
+        return 1.0
+    return max(0.0, 1.0 - (step - start) / max(final, 1))
+
+
 class TDMPC2Planner(TensorDictModuleBase):
     """MPPI planning with a :class:`~torchrl_newt.modules.NewtWorldModel` (TD-MPC2 / Newt).
 
@@ -43,8 +64,8 @@ class TDMPC2Planner(TensorDictModuleBase):
     per-lane action mask (read from ``action_mask_key`` when present: samples, mean, std and the
     chosen action are zero in masked dims), and *constrained planning*: with ``prior_weight``
     ``w > 0`` the initial mean/std mix the policy-prior statistics (weight ``w``) with the warm
-    start (weight ``1 - w``); set it with :meth:`set_prior_weight` (e.g. annealed by the training
-    loop after demonstration pretraining).
+    start (weight ``1 - w``); set it with :meth:`set_prior_weight`, e.g. to
+    :func:`constraint_weight` of the env step, as Newt does after demonstration pretraining.
 
     Args:
         world_model: the world model.

@@ -84,7 +84,8 @@ class NewtWorldModel(nn.Module):
         simnorm_dim: SimNorm group size.
         num_bins, vmin, vmax: two-hot support (symlog space).
         log_std_min, log_std_max: range of the policy's log standard deviation.
-        q_dropout: dropout after the first layer of each Q head.
+        q_dropout: dropout after the first layer of each Q head. Newt uses none (the default;
+            reference ``common/layers.py:55-67``); TD-MPC2 used ``0.01``.
 
     Examples:
         >>> wm = NewtWorldModel(obs_dim=128, action_dim=16, size="S", task_embeddings=torch.randn(4, 512))
@@ -117,7 +118,7 @@ class NewtWorldModel(nn.Module):
         vmax: float = 10.0,
         log_std_min: float = -10.0,
         log_std_max: float = 2.0,
-        q_dropout: float = 0.01,
+        q_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if size not in MODEL_SIZES:
@@ -240,11 +241,26 @@ class NewtWorldModel(nn.Module):
         deterministic: bool = False,
         task_table: torch.Tensor | None = None,
     ) -> PolicyOutput:
-        """Sample from the tanh-Gaussian policy prior.
+        """Sample from the tanh-Gaussian policy prior (Newt's definitions, exactly).
 
-        Masked action dimensions (``action_mask == 0``) are exactly zero in ``action`` and
-        ``mean`` and excluded from the log-probability; ``scaled_entropy`` is the entropy times
-        the number of valid dimensions.
+        The mean, log-std and noise are multiplied by the action mask, so masked dimensions are
+        exactly zero in ``action`` and ``mean``. Log-probabilities follow the reference
+        (nicklashansen/newt ``common/world_model.py:160-194``, ``common/math.py:13-30``):
+
+        * ``log_prob``: the Gaussian log-density of the noise summed over *all* padded dims (a
+          masked dim contributes the constant ``-log(sqrt(2 pi))``), minus the tanh correction
+          ``sum log(relu(1 - action^2) + 1e-6)``; ``entropy = -log_prob``;
+        * ``scaled_entropy = -log_prob * (n_valid * log_prob_pre) / (log_prob + 1e-8)``, where
+          ``log_prob_pre`` is the pre-squash Gaussian log-probability and ``n_valid`` the number
+          of valid dims: numerically ``-n_valid * log_prob_pre``, with the reference's gradient
+          paths through both factors.
+
+        Examples:
+            >>> wm = NewtWorldModel(obs_dim=4, action_dim=3, size="S")
+            >>> out = wm.pi(wm.encode(torch.randn(2, 4)), action_mask=torch.tensor([[1., 1., 0.]] * 2),
+            ...             deterministic=True)
+            >>> bool((out.action[:, 2] == 0).all())
+            True
         """
         out = self.policy(z, **self._cond(task, task_table))
         mean, log_std = out.chunk(2, dim=-1)
@@ -255,18 +271,13 @@ class NewtWorldModel(nn.Module):
             mean, log_std, eps = mean * mask, log_std * mask, eps * mask
             n_valid = mask.sum(-1, keepdim=True)
         else:
-            mask = None
-            n_valid = torch.full_like(mean[..., :1], mean.shape[-1])
-        u = mean + eps * log_std.exp()
-        lp = -0.5 * eps.pow(2) - log_std - _LOG_SQRT_2PI
-        action = torch.tanh(u)
-        # tanh change of variables
-        lp = lp - torch.log(F.relu(1 - action.pow(2)) + 1e-6)
-        if mask is not None:
-            lp = lp * mask
-        log_prob = lp.sum(-1, keepdim=True)
-        entropy = -log_prob
-        return PolicyOutput(action, torch.tanh(mean), log_std, log_prob, entropy, entropy * n_valid)
+            n_valid = mean.shape[-1]
+        log_prob_pre = (-0.5 * eps.pow(2) - log_std - _LOG_SQRT_2PI).sum(-1, keepdim=True)
+        scaled_log_prob = log_prob_pre * n_valid
+        action = torch.tanh(mean + eps * log_std.exp())
+        log_prob = log_prob_pre - torch.log(F.relu(1 - action.pow(2)) + 1e-6).sum(-1, keepdim=True)
+        entropy_scale = scaled_log_prob / (log_prob + 1e-8)
+        return PolicyOutput(action, torch.tanh(mean), log_std, log_prob, -log_prob, -log_prob * entropy_scale)
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         """Two-hot logits -> scalar values ``[*B, 1]`` (expectation in symlog space, then symexp)."""

@@ -25,7 +25,14 @@ from torchrl.objectives import LossModule
 
 from torchrl_newt.modules.world_model import NewtWorldModel
 
-__all__ = ["RunningScale", "TDMPC2ActorLoss", "TDMPC2WorldModelLoss", "assert_finite_losses", "NonFiniteLossError"]
+__all__ = [
+    "NonFiniteLossError",
+    "RunningScale",
+    "TDMPC2ActorLoss",
+    "TDMPC2WorldModelLoss",
+    "assert_finite_losses",
+    "masked_mse",
+]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -73,9 +80,37 @@ def _task_ids(tensordict: TensorDictBase, key: NestedKey) -> torch.Tensor:
     return task.reshape(tensordict.shape).long()
 
 
-def _rho_weights(rho: float, steps: int, like: torch.Tensor) -> torch.Tensor:
-    w = rho ** torch.arange(steps, dtype=like.dtype, device=like.device)
-    return w / w.sum()
+TIME_WEIGHTS = ("newt", "horizon")
+
+
+def _rho_weights(rho: float, steps: int, like: torch.Tensor, norm_steps: int | None = None) -> torch.Tensor:
+    """``rho^t / sum_{s < norm_steps} rho^s`` for ``t < steps`` (``norm_steps`` defaults to ``steps``).
+
+    Examples:
+        >>> _rho_weights(0.5, 3, torch.zeros(()), norm_steps=4)  # Newt: 1, 1/2, 1/4 over 15/8
+        tensor([0.5333, 0.2667, 0.1333])
+    """
+    norm_steps = steps if norm_steps is None else norm_steps
+    w = rho ** torch.arange(max(steps, norm_steps), dtype=like.dtype, device=like.device)
+    return w[:steps] / w[:norm_steps].sum()
+
+
+def _check_time_weights(time_weights: str) -> None:
+    if time_weights not in TIME_WEIGHTS:
+        raise ValueError(f"time_weights must be one of {TIME_WEIGHTS}, got {time_weights!r}")
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Squared error averaged over the valid (``mask == 1``) action dims: ``[*B, A] -> [*B]``.
+
+    Examples:
+        >>> masked_mse(torch.tensor([[1.0, 2.0, 5.0]]), torch.zeros(1, 3), torch.tensor([[1.0, 1.0, 0.0]]))
+        tensor([2.5000])
+    """
+    err = (pred - target).pow(2)
+    if mask is None:
+        return err.mean(-1)
+    return (err * mask).sum(-1) / mask.sum(-1).clamp_min(1)
 
 
 class RunningScale(nn.Module):
@@ -122,25 +157,35 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
     """World-model and value loss of TD-MPC2 / Newt.
 
     With latents ``z_0 = h(o_0)``, ``z_{t+1} = d(z_t, a_t)`` rolled out over the ``T`` transitions of
-    each sample and weights ``rho_t = rho^t / sum_t rho^t``:
+    each sample and Newt's weights ``rho_t = rho^t / sum_{s=0..T} rho^s`` (normalised over ``T + 1``
+    terms, of which these losses use the first ``T``; reference ``tdmpc2.py:50-51``):
 
     * ``loss_consistency = consistency_coef * sum_t rho_t * MSE(z_{t+1}, sg(h(o_{t+1})))``
     * ``loss_reward = reward_coef * sum_t rho_t * CE(R(z_t, a_t), r_t)`` (two-hot, symlog space)
     * ``loss_value = value_coef * sum_t rho_t * mean_i CE(Q_i(z_t, a_t), y_t)`` with
       ``y_t = r_t + gamma_task * min_{2 random target heads} Q'(h(o_{t+1}), pi(h(o_{t+1})))``
-    * optionally ``loss_bc = bc_coef * sum_t rho_t * masked_MSE(pi(z_t), a_t)`` (demonstration
-      pretraining; trains the policy prior through this loss).
+    * optionally, for demonstration pretraining, Newt's policy-prior term
+      ``loss_prior = prior_coef * mean_{t,b} rho_t * (masked_MSE(a~_t, a_t) - entropy_coef *
+      scaled_entropy_t)`` where ``a~_t`` is the policy's sampled (reparameterised) action at the
+      rolled-out latent ``z_t`` (reference ``tdmpc2.py:25-31, 368-372``). It trains the policy
+      prior (and, through ``z_t``, the encoder and dynamics) with the model's optimiser.
 
     Gradients reach the encoder, dynamics, reward head, Q ensemble and a learnable task table,
-    never the policy (unless ``bc_coef > 0``).
+    never the policy (unless ``prior_coef > 0``).
 
     Args:
         world_model: the :class:`~torchrl_newt.modules.NewtWorldModel`.
         discount: float or ``[num_tasks]`` tensor of per-task discounts.
         rho: temporal weight decay.
-        consistency_coef, reward_coef, value_coef, bc_coef: loss coefficients (Newt: 20, 0.1,
-            0.1, and 1.0 for pretraining / 0 online).
+        consistency_coef, reward_coef, value_coef: loss coefficients (Newt: 20, 0.1, 0.1).
+        prior_coef: weight of the policy-prior term (Newt: 1.0 while pretraining on demos, 0
+            online, which skips the term).
+        entropy_coef: entropy coefficient inside the policy-prior term (Newt: 1e-4).
         num_target_heads: target heads whose minimum forms the TD target.
+        time_weights: ``"newt"`` (default) normalises ``rho^t`` over ``T + 1`` terms as the
+            reference does; ``"horizon"`` normalises over the ``T`` terms used (our earlier
+            variant, every term ``(T + 1)``-weights-sum / ``T``-weights-sum larger: 15/14 for
+            ``T = 3``).
 
     Examples:
         >>> from tensordict import TensorDict
@@ -185,7 +230,7 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
 
     tensor_keys: _AcceptedKeys
     default_keys = _AcceptedKeys
-    out_keys = ["loss_consistency", "loss_reward", "loss_value", "loss_bc"]
+    out_keys = ["loss_consistency", "loss_reward", "loss_value", "loss_prior"]
     world_model: NewtWorldModel
     qvalue_network: nn.Module
     qvalue_network_params: TensorDictBase
@@ -200,8 +245,10 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
         consistency_coef: float = 20.0,
         reward_coef: float = 0.1,
         value_coef: float = 0.1,
-        bc_coef: float = 0.0,
+        prior_coef: float = 0.0,
+        entropy_coef: float = 1e-4,
         num_target_heads: int = 2,
+        time_weights: str = "newt",
     ) -> None:
         super().__init__()
         self.world_model = world_model
@@ -211,10 +258,11 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
             raise ValueError(f"discount must be a float or a [num_tasks] tensor, got shape {tuple(discount.shape)}")
         self.register_buffer("discount", discount.clone())
         self.rho = rho
-        self.consistency_coef, self.reward_coef, self.value_coef, self.bc_coef = (
-            consistency_coef, reward_coef, value_coef, bc_coef,
-        )
+        self.consistency_coef, self.reward_coef, self.value_coef = consistency_coef, reward_coef, value_coef
+        self.prior_coef, self.entropy_coef = prior_coef, entropy_coef
         self.num_target_heads = num_target_heads
+        _check_time_weights(time_weights)
+        self.time_weights = time_weights
 
     @property
     def in_keys(self):
@@ -250,7 +298,7 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
         task = self._task(tensordict)
         wtask = task if wm.task_dim else None
         B, T = tensordict.shape
-        rho = _rho_weights(self.rho, T, obs)
+        rho = _rho_weights(self.rho, T, obs, norm_steps=T + 1 if self.time_weights == "newt" else T)
 
         # targets
         with torch.no_grad():
@@ -283,14 +331,12 @@ class TDMPC2WorldModelLoss(_KeysMixin, LossModule):
             },
             batch_size=[],
         )
-        if self.bc_coef:
-            pi_mean = wm.pi(_zs, wtask, mask, deterministic=True).mean
-            err = (pi_mean - action).pow(2)
-            if mask is not None:
-                err = (err * mask).sum(-1) / mask.sum(-1).clamp_min(1)
-            else:
-                err = err.mean(-1)
-            out.set("loss_bc", self.bc_coef * (err * rho).sum(-1).mean())
+        if self.prior_coef:
+            pi = wm.pi(_zs, wtask, mask)
+            bc = masked_mse(pi.action, action, mask)  # [B, T]
+            prior = (bc - self.entropy_coef * pi.scaled_entropy.squeeze(-1)) * rho
+            out.set("loss_prior", self.prior_coef * prior.mean())
+            out.set("prior_bc", bc.detach().mean())
         with torch.no_grad():
             tensordict.set(k.latent, _zs.detach())
             tensordict.set(("next", k.latent), zs[:, 1:].detach())
@@ -305,11 +351,17 @@ class TDMPC2ActorLoss(_KeysMixin, LossModule):
     On detached latents ``z_0..z_T`` (from :class:`TDMPC2WorldModelLoss`'s output keys when
     present, else encoded here without gradients) and frozen Q parameters:
 
-    * ``loss_pi = sum_t rho_t * (-entropy_coef * scaled_entropy_t - Q(z_t, pi(z_t)) / S)`` where
-      ``S`` is the running 5-95 percentile range of Q (:class:`RunningScale`, updated in training
-      mode) and Q the mean of two random heads;
-    * ``loss_bc = bc_coef * sum_t rho_t * masked_MSE(pi(z_t), a_t)`` for the transitions with
-      actions (the masked behaviour-cloning prior).
+    * ``loss_pi = sum_{t=0..T} rho_t * (-entropy_coef * scaled_entropy_t - Q(z_t, pi(z_t)) / S)``
+      where ``S`` is the running 5-95 percentile range of Q (:class:`RunningScale`) and Q the mean
+      of two random heads;
+    * ``loss_bc = bc_coef * sum_{t<T} rho_t * masked_MSE(pi(z_t), a_t)`` for the transitions with
+      actions (the masked behaviour-cloning prior), where ``pi(z_t)`` is the same sampled
+      (reparameterised) action that enters Q (reference ``masked_bc_per_timestep``,
+      ``tdmpc2.py:259-263``).
+
+    ``rho_t = rho^t / sum_{s=0..T} rho^s`` (the reference's weights). As in Newt, ``S`` divides Q
+    *before* this batch updates it; the update (with this batch's ``Q(z_0, pi(z_0))``, in training
+    mode) comes after the loss is computed, i.e. after the policy step (``tdmpc2.py:267, 308``).
 
     Gradients reach only the policy prior.
 
@@ -317,8 +369,12 @@ class TDMPC2ActorLoss(_KeysMixin, LossModule):
         world_model: the world model.
         rho: temporal weight decay.
         entropy_coef: entropy bonus coefficient (Newt: 1e-4).
-        bc_coef: behaviour-cloning coefficient (0 disables it).
+        bc_coef: behaviour-cloning coefficient (Newt: 1; 0 disables it, giving TD-MPC2's prior).
         scale_tau: lerp rate of the running Q scale.
+        scale_update: ``"after"`` (Newt, default): divide by the scale from before this batch,
+            then update it; ``"before"`` (TD-MPC2): update with this batch first, then divide.
+        bc_target: ``"sample"`` (Newt, default): the BC term compares the sampled policy
+            action; ``"mean"``: the deterministic ``tanh(mean)`` (our earlier variant).
 
     Examples:
         >>> from tensordict import TensorDict
@@ -366,11 +422,18 @@ class TDMPC2ActorLoss(_KeysMixin, LossModule):
         entropy_coef: float = 1e-4,
         bc_coef: float = 1.0,
         scale_tau: float = 0.01,
+        scale_update: str = "after",
+        bc_target: str = "sample",
     ) -> None:
         super().__init__()
+        if scale_update not in ("after", "before"):
+            raise ValueError(f"scale_update must be 'after' or 'before', got {scale_update!r}")
+        if bc_target not in ("sample", "mean"):
+            raise ValueError(f"bc_target must be 'sample' or 'mean', got {bc_target!r}")
         self.world_model = world_model
         self.convert_to_functional(world_model.qnet, "qvalue_network", create_target_params=False)
         self.rho, self.entropy_coef, self.bc_coef = rho, entropy_coef, bc_coef
+        self.scale_update, self.bc_target = scale_update, bc_target
         self.running_scale = RunningScale(scale_tau)
 
     @property
@@ -408,24 +471,24 @@ class TDMPC2ActorLoss(_KeysMixin, LossModule):
         pi = wm.pi(zs, task, mask, task_table=table)
         with self.qvalue_network_params.detach().to_module(wm.qnet):
             q = wm.q_value(zs, pi.action, task, reduce="avg", task_table=table)  # [B, T+1, 1]
-        if self.training:
+        if self.training and self.scale_update == "before":
             self.running_scale.update(q[:, 0])
+        scale = self.running_scale.value.detach().clone()
         rho = _rho_weights(self.rho, T + 1, zs)
-        objective = (-self.entropy_coef * pi.scaled_entropy - self.running_scale(q)).squeeze(-1)
+        objective = (-self.entropy_coef * pi.scaled_entropy - q / scale).squeeze(-1)
         out = TensorDict(
             {
                 "loss_pi": (objective * rho).sum(-1).mean(),
                 "entropy": pi.entropy.detach().mean(),
-                "q_scale": self.running_scale.value.detach().clone(),
+                "q_scale": scale,
             },
             batch_size=[],
         )
         if self.bc_coef:
             action = tensordict.get(k.action)
-            err = (pi.mean[:, :T] - action).pow(2)
-            if mask is not None:
-                err = (err * mask[:, :T]).sum(-1) / mask[:, :T].sum(-1).clamp_min(1)
-            else:
-                err = err.mean(-1)
-            out.set("loss_bc", self.bc_coef * (err * _rho_weights(self.rho, T, zs)).sum(-1).mean())
+            pred = pi.action[:, :T] if self.bc_target == "sample" else pi.mean[:, :T]
+            err = masked_mse(pred, action, None if mask is None else mask[:, :T])
+            out.set("loss_bc", self.bc_coef * (err * rho[:T]).sum(-1).mean())
+        if self.training and self.scale_update == "after":
+            self.running_scale.update(q[:, 0])
         return out
