@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 from torchrl.collectors import Collector
-from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.envs.utils import ExplorationType
 from torchrl.objectives import SoftUpdate
 from torchrl.record.loggers import get_logger
 from tqdm import tqdm
@@ -47,6 +47,8 @@ from tqdm import tqdm
 from torchrl_newt.checkpoint import atomic_save, latest_checkpoint, load_checkpoint, rng_state, set_rng_state
 from torchrl_newt.data import MixedReplayBuffer, MultitaskReplayBuffer, add_demos, load_demos
 from torchrl_newt.envs import get_task, list_tasks, make_env, task_tensors
+from torchrl_newt.interop import load_world_model, transfer_weights
+from torchrl_newt.evaluate import domain_scores, evaluate, format_table, write_final_scores
 from torchrl_newt.launch import (
     DistributedContext,
     all_reduce_grads,
@@ -60,7 +62,7 @@ from torchrl_newt.launch import (
     read_launch_env,
     split_batch_size,
 )
-from torchrl_newt.modules import MODEL_SIZES, NewtWorldModel, TDMPC2Planner
+from torchrl_newt.modules import MODEL_SIZES, NewtWorldModel, TDMPC2Planner, constraint_weight
 from torchrl_newt.objectives import TDMPC2ActorLoss, TDMPC2WorldModelLoss, assert_finite_losses
 
 log = logging.getLogger("newt")
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume from a checkpoint file, or from OUTPUT_DIR/checkpoint.pt when given alone")
     g = p.add_argument_group("model")
     g.add_argument("--size", default="S", choices=list(MODEL_SIZES))
+    g.add_argument("--init-from", default=None, metavar="PATH",
+                   help="start from the weights of a checkpoint: Newt's official format or ours (size must match)")
     g.add_argument("--task-embeddings", default=None,
                    help="precomputed task-text table (python -m torchrl_newt.embed); default: CLIP from a local "
                         "path/HF cache if present, else learnable task embeddings")
@@ -115,9 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--plan-samples", type=int, default=None)
     g.add_argument("--plan-elites", type=int, default=None)
     g.add_argument("--plan-pi-trajs", type=int, default=None)
+    g.add_argument("--constrained-planning", default="auto", choices=["auto", "on", "off"],
+                   help="start MPPI from the policy prior's statistics (Newt's constrained planning); "
+                        "auto: on after demo pretraining, off without demos (benchmarks/results/constrained_planning_cpu.md)")
     g.add_argument("--constraint-start", type=int, default=2_000_000,
-                   help="with demos: plan near the prior until this many frames, then anneal")
-    g.add_argument("--constraint-anneal", type=int, default=1_000_000)
+                   help="constrained planning: weight 1 until this many frames (Newt's constraint_start_step)")
+    g.add_argument("--constraint-final", type=int, default=10_000_000,
+                   help="constrained planning: then 1 - (frames - start) / this, floored at 0 (constraint_final_step)")
     g = p.add_argument_group("demonstrations")
     g.add_argument("--demos", nargs="*", default=None, help="demo files or folders (see torchrl_newt.data.demos)")
     g.add_argument("--pretrain-updates", type=int, default=0, help="BC + world-model updates on demos before RL")
@@ -194,7 +202,9 @@ class Agent(torch.nn.Module):
         self.world_model = NewtWorldModel(
             128, 16, size=args.size, task_embeddings=table, num_tasks=None if table is not None else len(tasks)
         )
-        self.wm_loss = TDMPC2WorldModelLoss(self.world_model, discount=consts["discount"])
+        self.wm_loss = TDMPC2WorldModelLoss(
+            self.world_model, discount=consts["discount"], entropy_coef=args.entropy_coef
+        )
         self.actor_loss = TDMPC2ActorLoss(
             self.world_model, entropy_coef=args.entropy_coef, bc_coef=args.pi_bc_coef
         )
@@ -212,10 +222,15 @@ class Agent(torch.nn.Module):
 
 
 def make_optimizers(agent: Agent, args) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Newt's two Adams: the model optimiser holds every parameter (encoder at a lower LR), the
+    policy prior included, so that demo pretraining trains the prior with the model and one joint
+    gradient clip (online, the model loss gives the prior no gradient and the optimiser skips it);
+    the policy optimiser (eps 1e-5) runs the online max-Q step."""
     wm = agent.world_model
     model_groups = [
         {"params": list(wm.encoder.parameters()), "lr": args.lr * args.enc_lr_scale},
         {"params": [p for n, p in wm.named_parameters() if not n.startswith(("encoder.", "policy."))], "lr": args.lr},
+        {"params": list(wm.policy.parameters()), "lr": args.lr},
     ]
     # fused Adam: one kernel over all parameters (CPU and CUDA); ~3x faster steps on CPU
     fused = {"fused": True} if fused_adam_available(next(wm.parameters()).device) else {}
@@ -234,7 +249,7 @@ def fused_adam_available(device: torch.device) -> bool:
 
 
 def model_parameters(agent: Agent) -> list[torch.nn.Parameter]:
-    return [p for n, p in agent.world_model.named_parameters() if not n.startswith("policy.")]
+    return [p for n, p in agent.world_model.named_parameters() if not n.startswith("policy.") and p.requires_grad]
 
 
 def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, args, pretrain: bool = False,
@@ -251,20 +266,18 @@ def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, arg
     def update(batch: TensorDict) -> TensorDict:
         losses = agent.wm_loss(batch)
         model_loss = losses["loss_consistency"] + losses["loss_reward"] + losses["loss_value"]
-        if pretrain:
-            model_loss = model_loss + losses["loss_bc"]
+        if pretrain:  # Newt: the policy prior trains inside the model loss, one joint clip
+            model_loss = model_loss + losses["loss_prior"]
         model_optim.zero_grad(set_to_none=True)
         pi_optim.zero_grad(set_to_none=True)
         model_loss.backward()
-        sync(wm_params + pi_params if pretrain else wm_params)
-        grad_norm = torch.nn.utils.clip_grad_norm_(wm_params, args.grad_clip)
+        params = wm_params + pi_params if pretrain else wm_params
+        sync(params)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
         model_optim.step()
         out = losses.exclude("td_target")
         out["grad_norm"] = grad_norm.detach()
-        if pretrain:
-            torch.nn.utils.clip_grad_norm_(pi_params, args.grad_clip)
-            pi_optim.step()
-        else:
+        if not pretrain:
             actor = agent.actor_loss(batch)
             pi_loss = actor["loss_pi"] + actor.get("loss_bc", torch.zeros((), device=model_loss.device))
             pi_loss.backward()
@@ -281,48 +294,6 @@ def make_update_fn(agent: Agent, model_optim, pi_optim, updater: SoftUpdate, arg
 
 
 # ---------------------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def evaluate(env, planner, tasks: list[str], episodes: int) -> dict[str, dict[str, float]]:
-    """Deterministic evaluation: ``episodes`` complete episodes on every lane (one lane per task)."""
-    lengths = [get_task(t).episode_length for t in tasks]
-    steps = max(lengths) * episodes
-    with set_exploration_type(ExplorationType.DETERMINISTIC):
-        td = env.rollout(steps, planner, break_when_any_done=False, auto_cast_to_device=True)
-    done = td["next", "done"].squeeze(-1).cpu()
-    score = td["next", "score"].squeeze(-1).cpu()
-    success = td["next", "success"].squeeze(-1).cpu()
-    ret = td["next", "episode_reward"].squeeze(-1).cpu()
-    results = {}
-    for i, task in enumerate(tasks):
-        idx = done[i].nonzero().squeeze(-1)[:episodes]
-        results[task] = {
-            "score": float(score[i, idx].mean()),
-            "return": float(ret[i, idx].mean()),
-            "success": float(success[i, idx].mean()),
-        }
-    return results
-
-
-def domain_scores(results: dict[str, dict[str, float]]) -> dict[str, float]:
-    per_domain = defaultdict(list)
-    for task, r in results.items():
-        per_domain[get_task(task).domain].append(r["score"])
-    return {d: float(np.mean(v)) for d, v in per_domain.items()}
-
-
-def format_table(results: dict[str, dict[str, float]]) -> str:
-    rows = [f"{'task':<28}{'domain':<16}{'score':>8}{'return':>10}{'success':>9}"]
-    for task, r in results.items():
-        success = f"{r['success']:>9.2f}" if get_task(task).success_defined else f"{'-':>9}"
-        rows.append(f"{task:<28}{get_task(task).domain:<16}{r['score']:>8.3f}{r['return']:>10.1f}{success}")
-    rows.append("-" * len(rows[0]))
-    doms = domain_scores(results)
-    for d, s in doms.items():
-        rows.append(f"{'domain mean':<28}{d:<16}{s:>8.3f}")
-    rows.append(f"{'MMBench score (mean of domain means)':<44}{np.mean(list(doms.values())):>8.3f}")
-    return "\n".join(rows)
-
-
 def plot_curve(history: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -391,6 +362,10 @@ def main(argv: list[str] | None = None) -> dict:
     agent = Agent(args, tasks, device, table)
     n_params = sum(p.numel() for p in agent.world_model.parameters() if p.requires_grad)
     log.info("world model size %s: %s learnable parameters", args.size, f"{n_params:,}")
+    if args.init_from:
+        loaded = load_world_model(args.init_from, size=args.size, map_location=device)
+        transfer_weights(loaded, agent.world_model, tasks, wm_loss=agent.wm_loss, actor_loss=agent.actor_loss)
+        log.info("initialised from %s (%s format)", args.init_from, loaded.format)
     model_optim, pi_optim = make_optimizers(agent, args)
     updater = SoftUpdate(agent.wm_loss, tau=args.tau)
     # data-parallel: same initial weights everywhere, then rank-specific randomness
@@ -419,8 +394,9 @@ def main(argv: list[str] | None = None) -> dict:
         demo_buffer = MultitaskReplayBuffer(max(len(demos) * 1001, 1000), slice_len=args.horizon, device=device)
         add_demos(demo_buffer, demos)
         replay = MixedReplayBuffer(online, demo_buffer, demo_fraction=0.5, batch_size=batch_size)
-        agent.planner.set_prior_weight(1.0)
         log.info("loaded %d demonstration episodes", len(demos))
+    constrained = args.constrained_planning == "on" or (args.constrained_planning == "auto" and demo_buffer is not None)
+    log.info("constrained planning: %s", "on" if constrained else "off")
 
     # state that checkpoints carry
     state = {"frames": 0, "updates": 0, "pretrain_updates": 0, "history": [], "update_credit": 0.0}
@@ -442,6 +418,9 @@ def main(argv: list[str] | None = None) -> dict:
             if "replay" in ckpt and ctx.is_main:  # other ranks' replay is not saved: they refill theirs
                 online.load_state_dict(ckpt["replay"])
             log.info("resumed from %s at %d frames, %d updates", path, state["frames"], state["updates"])
+    agent.planner.set_prior_weight(
+        constraint_weight(state["frames"], args.constraint_start, args.constraint_final) if constrained else 0.0
+    )
 
     exp_logger = None
     if args.logger != "none" and ctx.is_main:
@@ -486,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ----------------------------------------------------------------- pretraining on demos
     if demo_buffer is not None and state["pretrain_updates"] < args.pretrain_updates:
-        agent.wm_loss.bc_coef = 1.0
+        agent.wm_loss.prior_coef = 1.0
         pre_update = make_update_fn(agent, model_optim, pi_optim, updater, args, pretrain=True, grad_sync=grad_sync)
         base_lrs = [g["lr"] for o in (model_optim, pi_optim) for g in o.param_groups]
         bar = tqdm(total=args.pretrain_updates, initial=state["pretrain_updates"], desc="pretrain", disable=args.quiet,
@@ -502,7 +481,7 @@ def main(argv: list[str] | None = None) -> dict:
             if state["pretrain_updates"] % 100 == 0:
                 log_metrics({f"pretrain/{k}": v for k, v in metrics.items()}, state["pretrain_updates"])
         bar.close()
-        agent.wm_loss.bc_coef = 0.0
+        agent.wm_loss.prior_coef = 0.0
         save_checkpoint()
 
     update = make_update_fn(agent, model_optim, pi_optim, updater, args, grad_sync=grad_sync)
@@ -549,11 +528,8 @@ def main(argv: list[str] | None = None) -> dict:
                 episode_scores[lane].append(s)
             log_metrics({f"train/score/{tasks[l]}": np.mean(v[-1:]) for l, v in episode_scores.items()}, state["frames"])
             log_metrics({"train/mean_score": float(scores.mean())}, state["frames"])
-        if demo_buffer is not None:
-            w = 1.0 if state["frames"] < args.constraint_start else max(
-                0.0, 1.0 - (state["frames"] - args.constraint_start) / max(args.constraint_anneal, 1)
-            )
-            plan.set_prior_weight(w)
+        if constrained:  # Newt's schedule, used by training and evaluation alike
+            plan.set_prior_weight(constraint_weight(state["frames"], args.constraint_start, args.constraint_final))
 
         if state["frames"] >= seed_frames:
             if state["updates"] == 0 and demo_buffer is None:
@@ -610,10 +586,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nFinal evaluation after {state['frames']:,} env steps and {state['updates']:,} updates "
           f"({time.time() - t0:.0f} s on {device}):\n")
     print(format_table(final["results"]))
+    scores_path = write_final_scores(out_dir, final["results"], frames=state["frames"], updates=state["updates"],
+                                     wall_s=round(time.time() - t0, 1), device=str(device))
     metrics_dir = out_dir / "logs" / args.exp_name if args.logger != "none" else None
     print(f"\nmetrics:        {metrics_dir if metrics_dir else '(logging disabled)'}")
     print(f"learning curve: {out_dir / 'learning_curve.png'}")
     print(f"checkpoint:     {ckpt_path}")
+    print(f"final scores:   {scores_path}")
     return {"results": final["results"], "state": state}
 
 

@@ -6,8 +6,10 @@ import os
 
 import pytest
 import torch
+from tensordict import TensorDict
 
 from torchrl_newt.data import (
+    DemoTaskError,
     MixedReplayBuffer,
     MultitaskReplayBuffer,
     add_demos,
@@ -146,3 +148,115 @@ def test_add_demos_too_large_and_twice():
     add_demos(rb, demos)  # trajectory ids stay unique across calls
     assert rb.num_valid_slices() == 4 * 7
     assert rb[:]["collector", "traj_ids"].unique().numel() == 4
+
+
+# ------------------------------------------------------------------ Newt's per-task files
+NAN = float("nan")
+
+
+def newt_file(path, lengths, act_dim=6, ids=None, extra=True, seed=0):
+    """A Newt demo file written by hand: T + 1 rows per episode, NaN action/reward in row 0.
+
+    Row values encode (episode, step): obs[:, 0] = 100 * e + t, action[:, 0] = e + t / 10,
+    reward = 10 * e + t (steps t >= 1; row t holds what led to o_t).
+    """
+    g = torch.Generator().manual_seed(seed)
+    ids = list(range(len(lengths))) if ids is None else ids
+    obs, act, rew, epi = [], [], [], []
+    for e, T in zip(ids, lengths):
+        t = torch.arange(T + 1, dtype=torch.float32)
+        o = torch.zeros(T + 1, 128)
+        o[:, 0] = 100 * e + t
+        o[:, 1:5] = torch.randn(T + 1, 4, generator=g)
+        a = torch.zeros(T + 1, 16)
+        a[:, :act_dim] = torch.rand(T + 1, act_dim, generator=g) * 2 - 1
+        a[:, 0] = e + t / 10
+        r = 10 * e + t
+        a[0], r[0] = NAN, NAN
+        obs.append(o), act.append(a), rew.append(r), epi.append(torch.full((T + 1,), e, dtype=torch.long))
+    n = sum(T + 1 for T in lengths)
+    data = {"obs": torch.cat(obs), "action": torch.cat(act), "reward": torch.cat(rew), "episode": torch.cat(epi)}
+    if extra:
+        data.update(value=torch.randn(n, generator=g), terminated=torch.zeros(n, dtype=torch.bool),
+                    feat=torch.randn(n, 8, generator=g))
+    torch.save(TensorDict(data, batch_size=[n]), path)
+    return data
+
+
+def test_load_newt_file(tmp_path):
+    # episode 1 stored before episode 0: episodes come back in id order
+    raw = newt_file(tmp_path / "walker-walk.pt", [4, 2], ids=[1, 0])
+    demos = load_demos(tmp_path / "walker-walk.pt", ["cheetah-run", "walker-walk"])
+    assert demos.shape == (2,) and demos["task"].tolist() == [1, 1]
+    assert demos["length"].tolist() == [2, 4]
+    assert demos["observation"].shape == (2, 5, 128) and demos["action"].shape == (2, 4, 16)
+    assert demos["observation"][0, :3, 0].tolist() == [0.0, 1.0, 2.0]  # episode 0: o_0 .. o_2
+    assert demos["observation"][1, :, 0].tolist() == [100.0, 101.0, 102.0, 103.0, 104.0]
+    assert torch.allclose(demos["action"][1, :, 0], torch.tensor([1.1, 1.2, 1.3, 1.4]))  # a_t led to o_{t+1}
+    assert torch.allclose(demos["action"][0, :2, 0], torch.tensor([0.1, 0.2]))
+    assert demos["reward"][1].tolist() == [11.0, 12.0, 13.0, 14.0] and demos["reward"][0].tolist() == [1.0, 2.0, 0.0, 0.0]
+    assert torch.equal(demos["action"][1], raw["action"][1:5])  # rows 1..4 of the file
+    assert (demos["observation"][0, 3:] == 0).all() and (demos["action"][0, 2:] == 0).all()  # padding
+    assert demos["action_mask"].tolist() == [[i < 6 for i in range(16)]] * 2  # walker-walk: 6 dims
+    assert set(demos.keys()) == {"observation", "action", "reward", "action_mask", "task", "length"}
+    # and it mixes with our own format
+    ours = save_demos(tmp_path / "ours.pt", [make_episode(7, 0)], ["cheetah-run"])
+    both = load_demos([ours, tmp_path / "walker-walk.pt"], ["cheetah-run", "walker-walk"])
+    assert both["task"].tolist() == [0, 1, 1] and both["action"].shape == (3, 7, 16)
+
+
+def test_newt_round_trip(tmp_path):
+    episodes = [make_episode(5, 1), make_episode(3, 0, act_dim=1), make_episode(6, 1)]
+    tasks = ["cartpole-swingup", "walker-walk"]  # 1 and 6 action dims, as the episodes' masks
+    paths = save_demos(tmp_path / "newt", episodes, tasks, format="newt")
+    assert [p.name for p in paths] == ["cartpole-swingup.pt", "walker-walk.pt"]
+    assert not [f for f in os.listdir(tmp_path / "newt") if f.endswith(".tmp")]
+    raw = torch.load(paths[1], weights_only=False)  # what Newt's train.py reads
+    assert isinstance(raw, TensorDict) and raw.shape == (6 + 7,)
+    assert raw["episode"].tolist() == [0] * 6 + [1] * 7 and raw["episode"].max().item() + 1 == 2
+    assert raw["action"][0].isnan().all() and raw["reward"][6].isnan() and not raw["terminated"].any()
+    assert torch.equal(raw["action"][1:6], episodes[0]["action"]) and torch.equal(raw["reward"][7:], episodes[2]["reward"])
+    assert torch.equal(raw["obs"][6:], episodes[2]["observation"])
+    demos = load_demos(paths, tasks)
+    assert demos["task"].tolist() == [0, 1, 1] and demos["length"].tolist() == [3, 5, 6]
+    for i, ep in enumerate([episodes[1], episodes[0], episodes[2]]):
+        T = ep["action"].shape[0]
+        assert torch.equal(demos["observation"][i, : T + 1], ep["observation"])
+        assert torch.equal(demos["action"][i, :T], ep["action"])
+        assert torch.equal(demos["reward"][i, :T], ep["reward"])
+        assert torch.equal(demos["action_mask"][i], ep["action_mask"])
+    with pytest.raises(ValueError, match="format"):
+        save_demos(tmp_path, episodes, tasks, format="hdf5")
+
+
+def test_newt_maniskill_cut(tmp_path):
+    newt_file(tmp_path / "ms-pick-cube.pt", [2] * 25, act_dim=4, extra=False)
+    newt_file(tmp_path / "mw-reach.pt", [2] * 25, act_dim=4, extra=False)
+    tasks = ["ms-pick-cube", "mw-reach"]
+    cut = load_demos(tmp_path / "ms-pick-cube.pt", tasks)
+    assert cut.shape == (20,) and cut["observation"][:, 0, 0].tolist() == [100.0 * e for e in range(20)]
+    assert load_demos(tmp_path / "ms-pick-cube.pt", tasks, maniskill_episodes=None).shape == (25,)
+    assert load_demos(tmp_path / "ms-pick-cube.pt", tasks, maniskill_episodes=5).shape == (5,)
+    assert load_demos(tmp_path / "mw-reach.pt", tasks).shape == (25,)  # only ManiSkill files are cut
+
+
+def test_newt_bad_names_and_files(tmp_path):
+    newt_file(tmp_path / "walker-wlk.pt", [3])
+    with pytest.raises(DemoTaskError, match=r"walker-wlk\.pt.*not a task.*Did you mean: walker-walk") as err:
+        load_demos(tmp_path / "walker-wlk.pt", ["walker-walk", "walker-run"])
+    assert isinstance(err.value, KeyError)
+    newt_file(tmp_path / "cheetah-run.pt", [3])
+    with pytest.raises(DemoTaskError, match="cheetah-run.*not in the given task list"):
+        load_demos(tmp_path / "cheetah-run.pt", ["walker-walk"])
+    # a task outside the registry: allowed when the run lists it; mask from the non-zero columns
+    newt_file(tmp_path / "demo-only-task-xyz.pt", [3], act_dim=5)
+    assert load_demos(tmp_path / "demo-only-task-xyz.pt", ["demo-only-task-xyz"])["action_mask"][0].sum() == 5
+    # rows that break Newt's layout
+    data = newt_file(tmp_path / "walker-walk.pt", [3, 3])
+    data["action"][4] = 0.0  # first row of episode 1 is not NaN
+    torch.save(TensorDict(data, batch_size=[8]), tmp_path / "walker-walk.pt")
+    with pytest.raises(ValueError, match="episode 1 does not start with a NaN"):
+        load_demos(tmp_path / "walker-walk.pt", ["walker-walk"])
+    (tmp_path / "hopper-hop.pt").write_text("garbage")
+    with pytest.raises(ValueError, match="not a demo file"):
+        load_demos(tmp_path / "hopper-hop.pt", ["hopper-hop"])

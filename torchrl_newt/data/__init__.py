@@ -1,6 +1,8 @@
 """Replay buffers and demonstration files."""
 
 from torchrl_newt.data.demos import (
+    NEWT_MANISKILL_EPISODES,
+    DemoTaskError,
     add_demos,
     demos_to_transitions,
     load_demos,
@@ -15,7 +17,9 @@ from torchrl_newt.data.replay import (
 )
 
 __all__ = [
+    "NEWT_MANISKILL_EPISODES",
     "SAMPLING_MODES",
+    "DemoTaskError",
     "MixedReplayBuffer",
     "MultitaskReplayBuffer",
     "MultitaskSliceSampler",

@@ -22,12 +22,30 @@ atomically (temporary file in the same folder, then :func:`os.replace`).
 
 In memory, episodes are a ``TensorDict`` of batch size ``[E]`` with the same entries
 (``"task"`` indexing the run's task list, no ``"tasks"`` table).
+
+Newt's format
+-------------
+Newt (``nicklashansen/newt``) stores one file per task, ``DIR/{task}.pt``: a pickled flat
+``TensorDict`` of batch size ``[N]`` holding whole episodes of ``T + 1`` consecutive rows::
+
+    "obs"         float32 [N, obs_dim]   o_0 .. o_T
+    "action"      float32 [N, act_dim]   NaN in the episode's first row, then a_0 .. a_{T-1}
+    "reward"      float32 [N]            NaN in the episode's first row, then r_0 .. r_{T-1}
+    "episode"     int64   [N]            episode id (0, 1, ... within the file)
+    optional: "value" [N], "terminated" [N], "feat" [N, F] (image features)
+
+Row ``t`` holds the action and reward that *led to* ``o_t``. The task is the file name.
+:func:`load_demos` reads these files too (the format is detected per file); like Newt it keeps
+only the first 20 episodes of ManiSkill (``ms-*``) files by default, and it drops ``value``,
+``terminated`` and ``feat``. :func:`save_demos` writes them with ``format="newt"``.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,13 +56,32 @@ from tensordict.utils import NestedKey
 
 from torchrl_newt.checkpoint import atomic_save
 
-__all__ = ["DEMO_FORMAT", "DEMO_VERSION", "add_demos", "demos_to_transitions", "load_demos", "save_demos"]
+__all__ = [
+    "DEMO_FORMAT",
+    "DEMO_VERSION",
+    "NEWT_MANISKILL_EPISODES",
+    "DemoTaskError",
+    "add_demos",
+    "demos_to_transitions",
+    "load_demos",
+    "save_demos",
+]
 
 logger = logging.getLogger(__name__)
 
 DEMO_FORMAT = "torchrl_newt.demos"
 DEMO_VERSION = 1
 _EPISODE_KEYS = ("observation", "action", "reward", "action_mask", "task", "length")
+#: Newt keeps this many episodes of each ManiSkill (``ms-*``) demo file.
+NEWT_MANISKILL_EPISODES = 20
+_NEWT_KEYS = ("obs", "action", "reward", "episode")
+
+
+class DemoTaskError(KeyError):
+    """A demo file holds a task that is not in the run's task list (the message says which)."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
 
 
 def _task_names(tasks: Sequence[Any]) -> list[str]:
@@ -115,20 +152,26 @@ def save_demos(
     path: str | os.PathLike,
     episodes: TensorDictBase | Sequence[Mapping[str, Any]],
     tasks: Sequence[Any],
-) -> Path:
-    """Writes demonstration episodes to ``path`` atomically (format in the module docstring).
+    *,
+    format: str = "torchrl_newt",
+) -> Path | list[Path]:
+    """Writes demonstration episodes atomically, in our format or in Newt's (module docstring).
 
     Args:
-        path: destination file (parents are created).
+        path: destination file (parents are created); with ``format="newt"``, the folder
+            that receives one ``{task}.pt`` file per task.
         episodes: a padded ``TensorDict`` ``[E]`` (entries of the module docstring), or a
             sequence of episodes, each a mapping with ``"observation"`` ``[T+1, obs_dim]``,
             ``"action"`` ``[T, act_dim]``, ``"reward"`` ``[T]`` (or ``[T, 1]``),
             ``"action_mask"`` ``[act_dim]`` and ``"task"`` (an int).
         tasks: the task list that ``"task"`` indexes (names or objects with ``.name``);
             the file stores the names.
+        format: ``"torchrl_newt"`` (one file, any tasks) or ``"newt"`` (one file per task,
+            readable by Newt's ``train.py``; episodes of a task get ids 0, 1, ... in order).
 
     Returns:
-        The path written.
+        The path written, or with ``format="newt"`` the list of files written (one per task
+        that has episodes).
 
     Examples:
         >>> import tempfile, torch
@@ -139,7 +182,17 @@ def save_demos(
         ...     demos = load_demos(path, ["walker-walk"])
         >>> demos["task"].tolist(), demos["length"].tolist()
         ([0, 0], [5, 5])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     paths = save_demos(d, [ep, ep], ["cheetah-run", "walker-walk"], format="newt")
+        ...     newt = torch.load(paths[0], weights_only=False)
+        ...     back = load_demos(paths, ["walker-walk"])
+        >>> [p.name for p in paths], newt.shape, newt["episode"].tolist()
+        (['walker-walk.pt'], torch.Size([12]), [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+        >>> bool(newt["action"][0].isnan().all()), torch.equal(back["action"], demos["action"])
+        (True, True)
     """
+    if format not in ("torchrl_newt", "newt"):
+        raise ValueError(f"format must be 'torchrl_newt' or 'newt', got {format!r}")
     names = _task_names(tasks)
     demos = episodes if isinstance(episodes, TensorDictBase) else _pad_episodes(episodes)
     _validate(demos)
@@ -147,6 +200,9 @@ def save_demos(
     if bool((task < 0).any()) or bool((task >= len(names)).any()):
         raise ValueError(f"Episode task ids must index the {len(names)} given tasks, got {task.unique().tolist()}.")
     used = task.unique()
+    if format == "newt":
+        demos = demos.to("cpu")
+        return [_save_newt(Path(path) / f"{names[t]}.pt", demos[task == t]) for t in used.tolist()]
     remap = torch.full((len(names),), -1, dtype=torch.long)
     remap[used] = torch.arange(used.numel())
     payload = {
@@ -165,16 +221,168 @@ def save_demos(
     return path
 
 
-def _load_one(path: Path, names: list[str]) -> TensorDict:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+def _save_newt(path: Path, demos: TensorDictBase) -> Path:
+    """Writes the episodes of one task as Newt's flat ``[N]`` TensorDict (``T + 1`` rows each)."""
+    E, T = demos.shape[0], demos["action"].shape[1]
+    length = demos["length"].long().cpu()
+    rows = torch.arange(T + 1)[None, :] <= length[:, None]  # [E, T + 1]
+    action = demos["action"].float().cpu()
+    reward = demos["reward"].float().reshape(E, -1).cpu()
+    nan = float("nan")
+    action = torch.cat([torch.full((E, 1, action.shape[-1]), nan), action], 1)[rows]
+    reward = torch.cat([torch.full((E, 1), nan), reward], 1)[rows]
+    n = int(rows.sum())
+    flat = TensorDict(
+        {
+            "obs": demos["observation"].float().cpu()[rows],
+            "action": action,
+            "reward": reward,
+            "episode": torch.arange(E)[:, None].expand(E, T + 1)[rows],
+            "terminated": torch.zeros(n, dtype=torch.bool),
+        },
+        batch_size=[n],
+    )
+    path = atomic_save(flat, path)
+    logger.info("Wrote %d demonstration episodes (%d rows) to %s (Newt format)", E, n, path)
+    return path
+
+
+def _read_demo_file(path: Path) -> Any:
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            if "weights only" not in str(err).lower():
+                raise
+            # Newt's files pickle a TensorDict: they need weights_only=False (trusted files only)
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path} is not a demo file ({reason}).") from None
+
+
+def _is_newt(payload: Any) -> bool:
+    if isinstance(payload, TensorDictBase):
+        return all(k in payload.keys() for k in _NEWT_KEYS)
+    return isinstance(payload, Mapping) and all(k in payload for k in _NEWT_KEYS)
+
+
+def _task_error(path: Path, name: str, names: list[str]) -> DemoTaskError:
+    from torchrl_newt.envs.registry import list_tasks
+
+    known = list_tasks(include_held_out=True)
+    if name in known:
+        return DemoTaskError(
+            f"Newt demo file {path} holds task {name!r} (its file name), which is not in the given task list "
+            f"({len(names)} tasks); add it to the task list or drop the file."
+        )
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    close += [c for c in difflib.get_close_matches(name, known, n=5, cutoff=0.5) if c not in close]
+    hint = f" Did you mean: {', '.join(close[:5])}?" if close else ""
+    return DemoTaskError(
+        f"Newt demo file {path}: its name {name!r} is not a task (Newt names each demo file after its task, "
+        f"DIR/TASK.pt).{hint}"
+    )
+
+
+def _action_mask(name: str, task: Any, action: torch.Tensor) -> torch.Tensor:
+    """The task's valid action dims: from its spec, the registry, or the non-zero action columns."""
+    A = action.shape[-1]
+    dim = getattr(task, "action_dim", None)
+    if dim is None:
+        from torchrl_newt.envs.registry import UnknownTaskError, get_task
+
+        try:
+            dim = get_task(name).action_dim
+        except UnknownTaskError:
+            used = (action.abs() > 0).any(0).nonzero()
+            dim = int(used.max()) + 1 if used.numel() else A
+    return torch.arange(A) < min(int(dim), A)
+
+
+def _load_newt(
+    path: Path, payload: Any, names: list[str], tasks: Sequence[Any], maniskill_episodes: int | None
+) -> TensorDict:
+    name = path.stem
+    if name not in names:
+        raise _task_error(path, name, names)
+    obs = payload["obs"]
+    if isinstance(obs, TensorDictBase):
+        raise ValueError(f"{path}: observations are a TensorDict ({list(obs.keys())}); only state demos are supported.")
+    obs = torch.as_tensor(obs).float().reshape(obs.shape[0], -1)
+    action = torch.as_tensor(payload["action"]).float().reshape(obs.shape[0], -1)
+    reward = torch.as_tensor(payload["reward"]).float().reshape(-1)
+    episode = torch.as_tensor(payload["episode"]).long().reshape(-1)
+    if not (obs.shape[0] == action.shape[0] == reward.shape[0] == episode.shape[0]):
+        raise ValueError(
+            f"{path}: obs, action, reward and episode must have one row each, got {obs.shape[0]}, "
+            f"{action.shape[0]}, {reward.shape[0]}, {episode.shape[0]} rows."
+        )
+    order = torch.sort(episode, stable=True).indices  # episodes in id order, rows in file order
+    obs, action, reward, episode = obs[order], action[order], reward[order], episode[order]
+    ids, counts = torch.unique_consecutive(episode, return_counts=True)
+    if name.startswith("ms-") and maniskill_episodes is not None and ids.numel() > maniskill_episodes:
+        logger.info("%s: keeping the first %d of %d ManiSkill episodes", path, maniskill_episodes, ids.numel())
+        ids, counts = ids[:maniskill_episodes], counts[:maniskill_episodes]
+        n = int(counts.sum())
+        obs, action, reward, episode = obs[:n], action[:n], reward[:n], episode[:n]
+    if not ids.numel():
+        raise ValueError(f"{path}: no episodes.")
+    if bool((counts < 2).any()):
+        bad = int(ids[counts < 2][0])
+        raise ValueError(f"{path}: episode {bad} has a single row; an episode of T steps has T + 1 rows.")
+    E, T = ids.numel(), int(counts.max()) - 1
+    starts = torch.cumsum(counts, 0) - counts
+    ep = torch.repeat_interleave(torch.arange(E), counts)
+    pos = torch.arange(ep.numel()) - starts[ep]
+    first, rest = pos == 0, pos > 0
+    ok_first = action[first].isnan().all(-1) & reward[first].isnan()
+    if not bool(ok_first.all()):
+        bad = int(ids[~ok_first][0])
+        raise ValueError(
+            f"{path}: episode {bad} does not start with a NaN action and reward; Newt's demo files hold "
+            "T + 1 rows per episode with the first row's action and reward NaN."
+        )
+    if not (bool(torch.isfinite(action[rest]).all()) and bool(torch.isfinite(reward[rest]).all())):
+        raise ValueError(f"{path}: non-finite actions or rewards after an episode's first row.")
+    if "terminated" in payload.keys() and bool(torch.as_tensor(payload["terminated"]).any()):
+        logger.warning("%s: terminations are not kept (episodes end by truncation in this format)", path)
+    observation = torch.zeros(E, T + 1, obs.shape[-1])
+    observation[ep, pos] = obs
+    act = torch.zeros(E, T, action.shape[-1])
+    act[ep[rest], pos[rest] - 1] = action[rest]
+    rew = torch.zeros(E, T)
+    rew[ep[rest], pos[rest] - 1] = reward[rest]
+    index = names.index(name)
+    mask = _action_mask(name, tasks[index], action[rest])
+    demos = TensorDict(
+        {
+            "observation": observation,
+            "action": act,
+            "reward": rew,
+            "action_mask": mask.expand(E, -1).clone(),
+            "task": torch.full((E,), index, dtype=torch.long),
+            "length": counts - 1,
+        },
+        batch_size=[E],
+    )
+    _validate(demos)
+    logger.info("Loaded %d Newt demonstration episodes of %s from %s", E, name, path)
+    return demos
+
+
+def _load_one(path: Path, names: list[str], tasks: Sequence[Any], maniskill_episodes: int | None) -> TensorDict:
+    payload = _read_demo_file(path)
+    if _is_newt(payload):
+        return _load_newt(path, payload, names, tasks, maniskill_episodes)
     if not isinstance(payload, dict) or payload.get("format") != DEMO_FORMAT:
-        raise ValueError(f"{path} is not a {DEMO_FORMAT} file.")
+        raise ValueError(f"{path} is not a {DEMO_FORMAT} file nor a Newt demo file (a TensorDict with {list(_NEWT_KEYS)}).")
     if payload.get("version") != DEMO_VERSION:
         raise ValueError(f"{path}: unsupported demo format version {payload.get('version')} (expected {DEMO_VERSION}).")
     file_tasks = list(payload["tasks"])
     unknown = [t for t in file_tasks if t not in names]
     if unknown:
-        raise KeyError(
+        raise DemoTaskError(
             f"{path} holds demonstrations of task(s) {unknown} that are not in the given task list "
             f"({len(names)} tasks); add them to the task list or drop the file."
         )
@@ -199,20 +407,31 @@ def _pad_time(demos: TensorDict, T: int) -> TensorDict:
     return out
 
 
-def load_demos(paths: str | os.PathLike | Sequence[str | os.PathLike], tasks: Sequence[Any]) -> TensorDict:
-    """Loads one or several demo files and maps their tasks onto ``tasks`` by name.
+def load_demos(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    tasks: Sequence[Any],
+    *,
+    maniskill_episodes: int | None = NEWT_MANISKILL_EPISODES,
+) -> TensorDict:
+    """Loads demo files (ours or Newt's, detected per file) and maps their tasks onto ``tasks``.
 
     Args:
         paths: a file or a sequence of files (episodes are concatenated, padded to the
             longest one).
         tasks: the run's task list (names or objects with ``.name``); ``"task"`` in the
-            result indexes it.
+            result indexes it. A Newt file's task is its file name (``DIR/TASK.pt``); its
+            action mask comes from the task's ``action_dim`` (the object's, else the registry's,
+            else the non-zero action columns).
+        maniskill_episodes: keep only this many episodes (the lowest ids) of each Newt file of
+            a ManiSkill task (``ms-*``), as Newt does; ``None`` keeps them all.
 
     Returns:
         A ``TensorDict`` of batch size ``[E]`` (entries of the module docstring).
 
     Raises:
-        KeyError: if a file holds a task that is not in ``tasks``.
+        DemoTaskError: (a ``KeyError``) a file holds a task that is not in ``tasks``, or a
+            Newt file's name is not a task (the message lists close matches).
+        ValueError: a file is neither format, or breaks it.
 
     Examples:
         >>> import tempfile, torch
@@ -229,7 +448,7 @@ def load_demos(paths: str | os.PathLike | Sequence[str | os.PathLike], tasks: Se
     names = _task_names(tasks)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    parts = [_load_one(Path(p), names) for p in paths]
+    parts = [_load_one(Path(p), names, list(tasks), maniskill_episodes) for p in paths]
     if not parts:
         raise ValueError("No demo files given.")
     T = max(p["action"].shape[1] for p in parts)
