@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             revision=args.revision,
             use_cache=not args.no_cache,
             progress=True,
+            source="clip",  # this command runs the model (Newt's shipped vectors need no command)
         )
     except ModelUnavailable as err:
         logger.error("%s", err)
