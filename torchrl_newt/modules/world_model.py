@@ -167,6 +167,27 @@ class NewtWorldModel(nn.Module):
         )
         self.register_buffer("bins", torch.linspace(vmin, vmax, num_bins), persistent=False)
 
+    def parameter_groups(self, lr: float = 3e-4, enc_lr_scale: float = 0.3) -> list[dict]:
+        """Newt's optimiser parameter groups: encoder (``lr * enc_lr_scale``), the rest of the
+        model (dynamics, reward, Q, a learnable task table) and the policy prior, each at ``lr``.
+
+        Frozen parameters are left out. The policy group is last, so an optimiser built on all
+        groups trains the prior jointly during demo pretraining (Newt puts it in the model
+        optimiser); the online max-Q step uses its own optimiser on :attr:`policy`.
+
+        Examples:
+            >>> wm = NewtWorldModel(4, 2, size="S", num_tasks=3)
+            >>> [round(g["lr"], 6) for g in wm.parameter_groups(1e-3)]
+            [0.0003, 0.001, 0.001]
+            >>> opt = torch.optim.Adam(wm.parameter_groups())
+        """
+        trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        return [
+            {"params": [p for n, p in trainable if n.startswith("encoder.")], "lr": lr * enc_lr_scale, "name": "encoder"},
+            {"params": [p for n, p in trainable if not n.startswith(("encoder.", "policy."))], "lr": lr, "name": "model"},
+            {"params": [p for n, p in trainable if n.startswith("policy.")], "lr": lr, "name": "policy"},
+        ]
+
     # ------------------------------------------------------------------ task conditioning
     def task_table(self) -> torch.Tensor | None:
         """The ``[num_tasks, task_dim]`` embedding table (None for a single-task model)."""
