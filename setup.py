@@ -4,7 +4,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-# Simulator pins that co-install across all ten MMBench domains (see docs/installation.md).
+# Simulator pins that co-install across all ten MMBench domains (see docs/domains.md).
 _MUJOCO = ["mujoco==3.3.0", "numpy>=2.0,<2.4"]
 EXTRAS = {
     "dmc": ["dm-control==1.0.28", *_MUJOCO],
@@ -20,6 +20,8 @@ EXTRAS = {
     "vision": ["transformers>=4.45"],
     "slurm": ["submitit>=1.5"],
     "wandb": ["wandb"],
+    "video": ["imageio>=2.30", "imageio-ffmpeg>=0.4"],  # evaluate --video (MP4; GIF needs only Pillow)
+    "tensorboard": ["tensorboard>=2.14"],  # --logger tensorboard (torchrl's TensorboardLogger)
     "test": ["pytest>=8", "pytest-xdist>=3", "wandb"],
 }
 EXTRAS["envs"] = sorted({r for k in ("dmc", "mujoco", "box2d", "arcade") for r in EXTRAS[k]})

@@ -31,12 +31,22 @@ def run_file(task: str, device: str, setting: str, seed: int) -> Path:
     return RESULTS / f"learning_{task}_{device}_constrained-{setting}{'' if seed == 1 else f'_seed{seed}'}.md"
 
 
-def read_run(path: Path) -> tuple[list[tuple[int, float]], float]:
+def read_run(path: Path) -> tuple[list[tuple[int, float]], float | None]:
     """``([(env steps, score)...], random score)`` from a learning table."""
     text = path.read_text()
     rows = [(int(a.replace(",", "")), float(b)) for a, b in re.findall(r"^\| ([\d,]+) \| ([\d.]+) \|", text, re.M)]
     rand = float(re.search(r"Random policy \(\d+ episodes\): score ([\d.]+)", text).group(1))
     return rows, rand
+
+
+def read_partial_run(task: str, setting: str, seed: int) -> tuple[list[tuple[int, float]], None]:
+    """Evaluations logged so far by a run that has not finished (its CSV logs)."""
+    run = RESULTS / f"learning_{task}_constrained-{setting}{'' if seed == 1 else f'_seed{seed}'}"
+    csv = run / "logs" / "newt" / "scalars" / "eval" / "score" / f"{task}.csv"
+    if not csv.is_file():
+        return [], None
+    rows = [line.split(",") for line in csv.read_text().split()]
+    return [(int(float(a)), float(b)) for a, b in rows], None
 
 
 def main() -> None:
@@ -47,6 +57,8 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=1_000)
     p.add_argument("--device", default="cpu", help="the device label of the run files")
     p.add_argument("--aggregate-only", action="store_true")
+    p.add_argument("--partial", action="store_true",
+                   help="with --aggregate-only: also use runs still in progress (their logged evaluations)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -62,8 +74,15 @@ def main() -> None:
         ]
         if any(proc.wait() for proc in procs):
             raise SystemExit("a learning run failed")
-    runs = {(s, seed): read_run(run_file(args.task, args.device, s, seed)) for s in settings for seed in seeds}
-    steps = [f for f, _ in runs[settings[0], seeds[0]][0]]
+    runs = {}
+    for s in settings:
+        for seed in seeds:
+            path = run_file(args.task, args.device, s, seed)
+            runs[s, seed] = read_run(path) if path.is_file() else read_partial_run(args.task, s, seed)
+    steps = sorted(set.intersection(*(set(f for f, _ in r[0]) for r in runs.values())))
+    if not steps:
+        raise SystemExit("no evaluation common to all runs yet")
+    runs = {k: ([row for row in r[0] if row[0] in steps], r[1]) for k, r in runs.items()}
     lines = [
         f"# Constrained planning without demos: {args.task} ({args.device})",
         "",
@@ -83,13 +102,22 @@ def main() -> None:
         m = {s: mean(runs[s, seed][0][i][1] for seed in seeds) for s in settings}
         means[f] = m
         lines.append(f"| {f:,} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {m['off']:.3f} | {m['on']:.3f} |")
-    rand = mean(r for _, r in runs.values())
+    rands = [r for _, r in runs.values() if r is not None]
+    if rands:
+        rand = mean(rands)
+    else:  # partial runs: measure the random policy here
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import torch
+        from learning import random_policy_score
+
+        torch.manual_seed(1)
+        rand = mean(random_policy_score(args.task, episodes=5, seed=seed + 123) for seed in seeds)
     final = means[steps[-1]]
     area = {s: mean(means[f][s] for f in steps) for s in settings}
     better = max(settings, key=lambda s: (final[s], area[s]))
     lines += [
         "",
-        f"Random policy: {rand:.3f} (mean over the runs' 5-episode estimates).",
+        f"Random policy: {rand:.3f} (mean of 5-episode estimates, one per seed).",
         f"Final mean score: off {final['off']:.3f}, on {final['on']:.3f}; mean over the evaluations: "
         f"off {area['off']:.3f}, on {area['on']:.3f}. Better without demos: **{better}**.",
     ]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from tensordict import TensorDict
-from torchrl.objectives import SoftUpdate
+from torchrl_newt.trainer import NewtTrainer
 
 from torchrl_newt.modules import NewtWorldModel, TDMPC2Planner
 
@@ -74,8 +74,9 @@ def bench_update(size: str, batch: int, device: torch.device, compile_mode: str 
     ex.resolve_planner_args(args, device)
     tasks = ["cartpole-balance", "reacher-easy", "walker-walk", "cheetah-run"]  # action dims 1, 2, 6, 6
     agent = ex.Agent(args, tasks, device, torch.randn(len(tasks), 512))
-    model_optim, pi_optim = ex.make_optimizers(agent, args)
-    update = ex.make_update_fn(agent, model_optim, pi_optim, SoftUpdate(agent.wm_loss, tau=0.01), args)
+    trainer = NewtTrainer(agent.world_model, agent.wm_loss, agent.actor_loss, lr=args.lr,
+                          enc_lr_scale=args.enc_lr_scale, grad_clip=args.grad_clip, tau=args.tau)
+    update = trainer.update
     if compile_mode is not None:
         update = torch.compile(update, mode=None if compile_mode == "default" else compile_mode)
     T = args.horizon

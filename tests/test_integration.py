@@ -104,6 +104,7 @@ def test_one_full_update_from_replay():
 
 
 def _load_example():
+    """The example script (a thin front of ``torchrl_newt.train``, whose ``main`` it exports)."""
     path = Path(__file__).resolve().parents[1] / "examples" / "newt_mmbench.py"
     spec = importlib.util.spec_from_file_location("newt_mmbench", path)
     mod = importlib.util.module_from_spec(spec)
@@ -181,3 +182,32 @@ def test_training_example_logs_to_wandb_offline(tmp_path, monkeypatch):
     example.main(["--tasks", ",".join(_short_tasks()), "--output-dir", str(tmp_path / "run"), "--frames", "48",
                   "--eval-every", "48", "--logger", "wandb", "--wandb-mode", "offline", *SMALL_ARGS])
     assert list(tmp_path.rglob("*.wandb")), "no offline wandb run was written"
+
+
+def test_finetune_held_out_task_from_a_pretrained_checkpoint(tmp_path):
+    """--finetune: pretrained weights (ours) on a held-out task beyond the 200, its own instruction
+    row from the frozen table, planning from the first step (no random seeding)."""
+    from torchrl_newt.envs import list_tasks
+    from torchrl_newt.modules.language import task_embeddings
+
+    held_out = "cartpole-balance-long-sparse"
+    assert held_out in list_tasks(include_held_out=True) and held_out not in list_tasks()
+    register_task("test-held-out-short", base=held_out, episode_length=10, overwrite=True)
+    soup = ["cartpole-balance", "walker-stand"]
+    wm = NewtWorldModel(128, 16, size="S", task_embeddings=task_embeddings(soup))
+    torch.save({"world_model": wm.state_dict()}, tmp_path / "pretrained.pt")
+    example = _load_example()
+    args = ["--output-dir", str(tmp_path / "ft"), "--frames", "20", "--eval-every", "20", "--quiet",
+            "--plan-samples", "16", "--plan-elites", "4", "--plan-pi-trajs", "2", "--plan-iterations", "1",
+            "--batch-size", "4", "--threads", "1"]
+    out = example.main(["--tasks", "test-held-out-short", "--finetune", str(tmp_path / "pretrained.pt"), *args])
+    assert out["state"]["updates"] > 0  # updates from the first batch: no seeding episodes
+    ckpt = torch.load(tmp_path / "ft" / "checkpoint.pt", weights_only=False)
+    assert ckpt["agent"]["world_model.task_embeddings"].shape[0] == 1
+    with pytest.raises(KeyError, match="Did you mean"):
+        example.main(["--tasks", "cartpole-balance-long-sparce", "--finetune", str(tmp_path / "pretrained.pt"), *args])
+    from torchrl_newt.interop import CheckpointMismatchError
+
+    with pytest.raises(CheckpointMismatchError):
+        example.main(["--tasks", "test-held-out-short", "--finetune", str(tmp_path / "pretrained.pt"), "--size", "B",
+                      *args])

@@ -162,7 +162,7 @@ def test_cuda_storage_and_samples(mode):
     assert batch.device.type == "cuda" and batch["observation"].is_cuda
     check_slices(batch.cpu(), 4)
     if mode == "prioritized":
-        assert batch["_weight"].is_cuda
+        assert batch["priority_weight"].is_cuda
         rb.update_priority(batch["index"], torch.rand(32, device="cuda"))
 
 
@@ -246,7 +246,7 @@ def test_prioritized_weights_hand_computed():
     rb.extend(_single_episode(6))  # valid starts: rows 0..3
     # new data gets max priority (1.0): uniform at first, unit weights
     batch = rb.sample()
-    assert torch.allclose(batch["_weight"], torch.ones(()))
+    assert torch.allclose(batch["priority_weight"], torch.ones(()))
     start = torch.stack([torch.arange(4), torch.zeros(4, dtype=torch.long)], -1)
     rb.update_priority(start, torch.tensor([1.0, 2.0, 3.0, 4.0]))
     batch = rb.sample()
@@ -255,14 +255,14 @@ def test_prioritized_weights_hand_computed():
     assert torch.allclose(freq, torch.tensor([0.1, 0.2, 0.3, 0.4]), atol=0.02), freq
     # w_i = (N P(i))^-beta / max_j (N P(j))^-beta = (p_i / p_min)^-beta
     expected = torch.tensor([1.0, 2.0, 3.0, 4.0]).pow(-0.5)
-    assert torch.allclose(batch["_weight"][:, 0], expected[rows])
-    assert torch.allclose(batch["_weight"][:, 1], batch["_weight"][:, 0])
+    assert torch.allclose(batch["priority_weight"][:, 0], expected[rows])
+    assert torch.allclose(batch["priority_weight"][:, 1], batch["priority_weight"][:, 0])
     # new slices get the largest priority seen so far (4.0)
     rb.extend(_single_episode(4, traj=1))
     batch = rb.sample()
     new = batch["index"][:, 0, 0] >= 6
     assert new.any()
-    assert torch.allclose(batch["_weight"][new, 0], torch.tensor(0.5))
+    assert torch.allclose(batch["priority_weight"][new, 0], torch.tensor(0.5))
     assert rb.num_valid_slices() == 6
 
 
@@ -311,12 +311,81 @@ def test_mixture_halves_and_marks_source():
     assert batch.shape == (64, 4)
     assert batch["is_demo"][:32].all() and not batch["is_demo"][32:].any()
     assert (batch["observation"][:32] == -1).all() and (batch["observation"][32:, :, 0] == 0).all()
-    assert (batch["_weight"][:32] == 1).all()  # demo side is not prioritized
+    assert (batch["priority_weight"][:32] == 1).all()  # demo side is not prioritized
     assert "next" not in batch.keys()  # only keys common to both sides
     batch["td_error"] = torch.ones(64, 4)
     mixed.update_tensordict_priority(batch)
     assert mixed.sample(10)["is_demo"][:, 0].sum() == 5
     assert not MixedReplayBuffer(online, None).sample(8)["is_demo"].any()
+
+
+def _prioritized_pair(length: int = 200):
+    online = MultitaskReplayBuffer(length, slice_len=4, mode="prioritized")
+    online.extend(_single_episode(length, traj=0))
+    demos = MultitaskReplayBuffer(length, slice_len=4, mode="prioritized")
+    demo_data = _single_episode(length, traj=5)
+    demo_data["observation"] = -1 - demo_data["observation"]  # demo rows are recognisable by sign
+    demos.extend(demo_data)
+    return online, demos
+
+
+@pytest.mark.parametrize("batch_size", [3, 5, 7])
+@pytest.mark.parametrize("how", ["tensordict", "index"])
+def test_mixture_routes_priorities_row_by_row(batch_size, how):
+    """Every row's priority lands in the buffer it came from, at its own start cell.
+
+    ``round(B / 2)`` demo rows come first; for B = 3 and 7 (3 mod 4) that is one more than
+    ``B // 2``, so splitting the batch by hand at ``B // 2`` would send a demo row to the online
+    buffer.
+    """
+    torch.manual_seed(batch_size)
+    online, demos = _prioritized_pair()
+    mixed = MixedReplayBuffer(online, demos, demo_fraction=0.5)
+    batch = mixed.sample(batch_size)
+    n_demo = round(batch_size * 0.5)
+    assert batch["is_demo"][:, 0].tolist() == [True] * n_demo + [False] * (batch_size - n_demo)
+    assert (batch["observation"][:n_demo] < 0).all() and (batch["observation"][n_demo:] >= 0).all()
+    priority = 10.0 + torch.arange(batch_size, dtype=torch.float32)  # distinct, above the initial 1.0
+    if how == "tensordict":
+        mixed.update_tensordict_priority(batch, priority)
+    else:
+        mixed.update_priority(batch["index"], priority)  # the default demo-first layout
+    start = batch["index"][:, 0]  # [B, 2] (row, lane) start cells
+    is_demo = batch["is_demo"][:, 0]
+    for i in range(batch_size):
+        own, other = (demos, online) if is_demo[i] else (online, demos)
+        flat = int(start[i, 0] * own.num_lanes + start[i, 1])
+        same = [j for j in range(batch_size) if is_demo[j] == is_demo[i] and torch.equal(start[j], start[i])]
+        stored = float(own.sampler._priority[flat])
+        # duplicates of one cell within a buffer: one of their priorities wins
+        assert any(stored == pytest.approx(float(priority[j]) + own.sampler.eps) for j in same), (i, stored)
+        # the other buffer's cell holds either its untouched initial priority or one of its own rows'
+        others = [j for j in range(batch_size) if is_demo[j] != is_demo[i] and torch.equal(start[j], start[i])]
+        allowed = [1.0] + [float(priority[j]) + other.sampler.eps for j in others]
+        assert any(float(other.sampler._priority[flat]) == pytest.approx(a) for a in allowed), (i, "misrouted")
+    # cells nobody sampled keep the initial priority in both buffers
+    for buffer, rows in ((demos, is_demo), (online, ~is_demo)):
+        touched = {int(r * buffer.num_lanes + c) for r, c in start[rows].tolist()}
+        valid = buffer.sampler._valid.nonzero().squeeze(-1).tolist()
+        assert all(float(buffer.sampler._priority[f]) == 1.0 for f in valid if f not in touched)
+
+
+def test_mixture_update_priority_explicit_source_and_errors():
+    online, demos = _prioritized_pair()
+    mixed = MixedReplayBuffer(online, demos, demo_fraction=0.5)
+    batch = mixed.sample(5)
+    # an explicit is_demo overrides the default layout, per step flags work too
+    mixed.update_priority(batch["index"], torch.full((5, 4), 3.0), is_demo=batch["is_demo"])
+    with pytest.raises(ValueError, match="one priority per slice"):
+        mixed.update_priority(batch["index"], torch.ones(4))
+    with pytest.raises(ValueError, match="is_demo"):
+        mixed.update_priority(batch["index"], torch.ones(5), is_demo=torch.ones(4, dtype=torch.bool))
+    # a one-sided mixture routes everything to the online buffer
+    solo = MixedReplayBuffer(online, None)
+    batch = solo.sample(3)
+    solo.update_tensordict_priority(batch, torch.full((3,), 42.0))
+    start = batch["index"][:, 0]
+    assert torch.allclose(online.sampler._priority[start[:, 0] * online.num_lanes + start[:, 1]], torch.tensor(42.0))
 
 
 def test_state_dict_round_trip():

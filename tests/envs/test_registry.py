@@ -160,3 +160,25 @@ def test_missing_simulator_names_the_pip_extra():
                   obs_dim=3, action_dim=1, episode_length=10, base_domain="test-missing-sim", overwrite=True)
     with pytest.raises(MissingDependencyError, match=r"test-missing-sim-task.*no_such_module_xyz.*\[fancysim\]"):
         make_env(["test-missing-sim-task"])
+
+
+def test_one_score_implementation_for_scalars_tensors_and_lanes():
+    """ScoreRule.__call__, ScoreRule.torch and the batched env all go through score_episodes."""
+    from torchrl_newt.envs import SCORE_KINDS, score_episodes
+
+    rules = [ScoreRule("return", 0.0, 1000.0), ScoreRule("return_clip", -100.0, 100.0), ScoreRule("success")]
+    assert [SCORE_KINDS[r.code] for r in rules] == [r.kind for r in rules]
+    code, low, high = ScoreRule.stack(rules)
+    returns = torch.tensor([1500.0, 0.0, 7.0])
+    success = torch.tensor([0.0, 0.0, 1.0])
+    batched = score_episodes(code, low, high, returns, success)
+    for rule, ret, succ, score in zip(rules, returns, success, batched):
+        assert rule(ret.item(), bool(succ)) == pytest.approx(score.item())
+        assert rule.torch(ret, succ).item() == pytest.approx(score.item())
+    torch.testing.assert_close(batched, torch.tensor([1.5, 0.5, 1.0]))
+    import inspect
+
+    from torchrl_newt.envs import vector
+
+    source = inspect.getsource(vector.MultitaskVecEnv._score)
+    assert "score_episodes" in source and "clamp" not in source and "minimum" not in source

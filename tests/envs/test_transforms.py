@@ -54,6 +54,7 @@ class CounterTask:
 register_domain("test-counter", lambda spec, **kw: CounterTask(spec.obs_dim, spec.action_dim), extra="test")
 for _name, _obs, _act, _T, _score, _succ in [
     ("test-counter-a", 3, 2, 5, ScoreRule("return_clip", 0.0, 10.0), False),
+    ("test-counter-a2", 3, 2, 5, ScoreRule("return_clip", 0.0, 10.0), False),
     ("test-counter-b", 7, 5, 4, ScoreRule("success"), True),
     ("test-counter-wide", 130, 1, 5, ScoreRule("return", 0.0, 5.0), False),
     ("test-counter-many-actions", 3, 17, 5, ScoreRule("return", 0.0, 5.0), False),
@@ -179,8 +180,8 @@ def test_transforms_compose_with_custom_keys():
 
 
 def test_make_env_toy_batch():
-    env = make_env(["test-counter-b", "test-counter-a", "test-counter-a"], obs_pad=8, action_pad=8, seed=0)
-    assert env.task_names == ["test-counter-b", "test-counter-a", "test-counter-a"]
+    env = make_env(["test-counter-b", "test-counter-a", "test-counter-a2"], obs_pad=8, action_pad=8, seed=0)
+    assert env.task_names == ["test-counter-b", "test-counter-a", "test-counter-a2"]
     check_env_specs(env)
     td = env.rollout(6, break_when_any_done=False)
     assert td.batch_size == (3, 6)
@@ -202,3 +203,23 @@ def test_raw_task_env_pixels_and_seed_plumbing():
     assert env.step(td)["next", "pixels"].float().mean().item() == 1.0
     with pytest.raises(TypeError, match="task name"):
         RawTaskEnv(CounterTask(1, 1), seed=3)
+
+
+def test_task_index_map_lives_with_the_env_transforms():
+    from torchrl_newt.envs import TaskIndexMap
+    from torchrl_newt.envs.transforms import TaskIndexMap as in_transforms
+    from torchrl_newt.launch import TaskIndexMap as old_path
+    from torchrl_newt.launch.envs import TaskIndexMap as old_module
+
+    assert TaskIndexMap is in_transforms is old_path is old_module
+    t = TaskIndexMap([2, 0], num_tasks=3)
+    assert t(TensorDict(task=torch.tensor([0, 1, 1]), batch_size=[3]))["task"].tolist() == [2, 0, 0]
+    env = make_env(["cartpole-balance", "walker-stand"], seed=0).append_transform(TaskIndexMap([2, 0], num_tasks=3))
+    try:
+        check_env_specs(env)
+        assert env.observation_spec["task"].space.n == 3
+        assert env.rollout(2)["task"][:, 0].tolist() == [2, 0]
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="out of range"):
+        TaskIndexMap([0, 3], num_tasks=3)

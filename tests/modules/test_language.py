@@ -26,6 +26,7 @@ import torch
 import torchrl_newt.modules
 from torchrl_newt.envs.registry import MissingDependencyError, UnknownTaskError, get_task, list_tasks, register_task
 from torchrl_newt.modules import language as lang
+from torchrl_newt.modules import pretrained
 from torchrl_newt.modules.language import (
     CLIPTextEmbedder,
     LanguageModelUnavailable,
@@ -396,7 +397,7 @@ def test_cache_hit_miss_and_invalidation(tiny_dir, tmp_path, monkeypatch):
 def test_fingerprint_tracks_large_weight_files_by_stat(tmp_path, monkeypatch):
     path = tmp_path / "m"
     build_tiny_clip_text(path)
-    monkeypatch.setattr(lang, "_SMALL_FILE", 0)  # treat every file as a large one (never read)
+    monkeypatch.setattr(pretrained, "_SMALL_FILE", 0)  # treat every file as a large one (never read)
     fp = model_fingerprint(path)[1]
     assert model_fingerprint(path)[1] == fp
     os.utime(path / "model.safetensors", ns=(1, 1))

@@ -143,3 +143,49 @@ def test_compiled_plan_matches_eager_per_chunk():
     for e, c in zip(eager, compiled):
         torch.testing.assert_close(c, e, atol=1e-4, rtol=1e-4)
     assert (compiled[0][~mask] == 0).all()
+
+
+def test_planner_without_primer_warns_once():
+    wm = QuadraticWorldModel(torch.tensor([0.5, -0.5]))
+    planner = TDMPC2Planner(wm, task_key=None, num_samples=16, num_elites=4, num_pi_trajs=2, iterations=1)
+    td = TensorDict(observation=torch.randn(2, 3), batch_size=[2])
+    with pytest.warns(UserWarning, match=r"no warm-start state \('planner', 'loc'\).*make_primer\(\)") as record:
+        planner(td.clone())
+    assert record[0].filename == __file__, "the warning points at the caller"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning from the same planner would raise
+        planner(td.clone())
+        planner(td.clone())
+    # another planner warns again (once per planner), and a planner given its state never warns
+    with pytest.warns(UserWarning, match="warm-start"):
+        TDMPC2Planner(wm, task_key=None, num_samples=16, num_elites=4, num_pi_trajs=2, iterations=1)(td.clone())
+    primed = TDMPC2Planner(wm, task_key=None, num_samples=16, num_elites=4, num_pi_trajs=2, iterations=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        primed(td.clone().set(("planner", "loc"), torch.zeros(2, 3, 2)))
+
+
+def test_action_scaling_maps_planner_actions_onto_pendulum_range():
+    """The documented way to plan on envs whose actions are not in [-1, 1]: TorchRL's ActionScaling."""
+    from torchrl.envs import ActionScaling, Compose, GymEnv, InitTracker, TransformedEnv
+    from torchrl.envs.libs.gym import set_gym_backend
+
+    torch.manual_seed(0)
+    with set_gym_backend("gymnasium"):
+        base = GymEnv("Pendulum-v1")
+    assert base.action_spec.space.high.item() == 2.0
+    wm = NewtWorldModel(obs_dim=3, action_dim=1, size="S")
+    planner = TDMPC2Planner(wm, num_samples=32, num_elites=4, num_pi_trajs=4, iterations=1)
+    env = TransformedEnv(base, Compose(ActionScaling(), InitTracker(), planner.make_primer()))
+    assert env.action_spec.space.low.item() == -1.0 and env.action_spec.space.high.item() == 1.0
+    sent = []
+    step = base._step
+    base._step = lambda td: (sent.append(td["action"].clone()), step(td))[1]
+    td = env.rollout(6, planner)
+    env.close()
+    planned = td["action"].reshape(-1)
+    assert (planned.abs() <= 1).all()
+    torch.testing.assert_close(torch.cat(sent).reshape(-1), 2.0 * planned)  # [-1, 1] -> [-2, 2]
+    assert torch.equal(td["planner", "loc"][1:], td["next", "planner", "loc"][:-1])  # warm start carried

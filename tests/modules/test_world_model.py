@@ -177,3 +177,43 @@ def test_split_input_parts_broadcast_like_concatenation(members):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="input of size 10"):
         mlp((z, a[..., :2]), task_table=table, task=task)
+
+
+@pytest.mark.parametrize("conditioned", [True, False])
+def test_tensordict_views_match_the_methods(conditioned):
+    """Each TensorDict view (encoder/dynamics/reward/policy/qvalue_module) equals the method it wraps."""
+    from tensordict import TensorDict
+
+    torch.manual_seed(0)
+    wm = NewtWorldModel(obs_dim=6, action_dim=3, size="S", num_tasks=2 if conditioned else None)
+    task = torch.tensor([0, 1, 1, 0]) if conditioned else None
+    obs, action = torch.randn(4, 6), torch.rand(4, 3) * 2 - 1
+    mask = torch.tensor([[1, 1, 0]] * 4, dtype=torch.bool)
+    td = TensorDict(observation=obs, action=action, action_mask=mask, batch_size=[4])
+    if conditioned:
+        td["task"] = task
+
+    z = wm.encode(obs, task)
+    wm.encoder_module()(td)
+    torch.testing.assert_close(td["latent"], z)
+    wm.dynamics_module()(td)
+    torch.testing.assert_close(td["next", "latent"], wm.next(z, action, task))
+    wm.reward_module()(td)
+    torch.testing.assert_close(td["reward_pred"], wm.decode(wm.reward(z, action, task)))
+    policy = wm.policy_module(out_keys=("pi_action", "loc", "log_std"), deterministic=True)
+    policy(td)
+    expected = wm.pi(z, task, mask, deterministic=True)
+    torch.testing.assert_close(td["pi_action"], expected.action)
+    torch.testing.assert_close(td["loc"], expected.mean)
+    torch.testing.assert_close(td["log_std"], expected.log_std)
+    assert (td["pi_action"][:, 2] == 0).all()
+    wm.qvalue_module()(td)
+    assert td["state_action_value"].shape == (4, 1)
+    # Q is the mean of 2 random heads: with identical heads every draw gives the same value
+    torch.manual_seed(1)
+    heads = torch.randperm(wm.num_q)[:2]
+    torch.manual_seed(1)
+    wm.qvalue_module(out_key="q")(td)
+    torch.testing.assert_close(td["q"], wm.decode(wm.q(z, action, task, heads=heads)).mean(0))
+    # the views share the model's parameters
+    assert {id(p) for p in wm.encoder_module().parameters()} == {id(p) for p in wm.parameters()}

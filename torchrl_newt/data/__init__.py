@@ -1,4 +1,10 @@
-"""Replay buffers and demonstration files."""
+"""Replay buffers and demonstration files.
+
+One concept per module: :mod:`~torchrl_newt.data.sum_tree` (the sum tree),
+:mod:`~torchrl_newt.data.samplers` (the slice sampler), :mod:`~torchrl_newt.data.replay` (the
+multitask buffer), :mod:`~torchrl_newt.data.mixed` (demo + online batches) and
+:mod:`~torchrl_newt.data.demos` (demonstration files).
+"""
 
 from torchrl_newt.data.demos import (
     NEWT_MANISKILL_EPISODES,
@@ -8,13 +14,10 @@ from torchrl_newt.data.demos import (
     load_demos,
     save_demos,
 )
-from torchrl_newt.data.replay import (
-    SAMPLING_MODES,
-    MixedReplayBuffer,
-    MultitaskReplayBuffer,
-    MultitaskSliceSampler,
-    SumTree,
-)
+from torchrl_newt.data.mixed import MixedReplayBuffer
+from torchrl_newt.data.replay import MultitaskReplayBuffer
+from torchrl_newt.data.samplers import SAMPLING_MODES, MultitaskSliceSampler
+from torchrl_newt.data.sum_tree import SumTree
 
 __all__ = [
     "NEWT_MANISKILL_EPISODES",

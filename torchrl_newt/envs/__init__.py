@@ -2,6 +2,7 @@
 
 from torchrl_newt.envs.registry import (
     MMBENCH_DOMAINS,
+    SCORE_KINDS,
     MissingDependencyError,
     RawTask,
     ScoreRule,
@@ -16,6 +17,7 @@ from torchrl_newt.envs.registry import (
     register_domain,
     register_task,
     require_installed,
+    score_episodes,
 )
 from torchrl_newt.envs.base import RawTaskEnv
 from torchrl_newt.envs.factory import make_env, make_lane_env
@@ -24,12 +26,14 @@ from torchrl_newt.envs.transforms import (
     PadAction,
     PadObservation,
     TaskId,
+    TaskIndexMap,
     mask_from_dims,
     task_tensors,
 )
 from torchrl_newt.envs.vector import MultitaskVecEnv
 
 __all__ = [
+    "DINOv2Features",
     "EpisodeScore",
     "MMBENCH_DOMAINS",
     "MissingDependencyError",
@@ -38,8 +42,10 @@ __all__ = [
     "PadObservation",
     "RawTask",
     "RawTaskEnv",
+    "SCORE_KINDS",
     "ScoreRule",
     "TaskId",
+    "TaskIndexMap",
     "TaskSpec",
     "UnknownTaskError",
     "build_raw_task",
@@ -54,5 +60,15 @@ __all__ = [
     "register_domain",
     "register_task",
     "require_installed",
+    "score_episodes",
     "task_tensors",
 ]
+
+
+def __getattr__(name: str):
+    # DINOv2Features (torchrl_newt.envs.vision) imports torchrl_newt.modules: load it on first use
+    if name == "DINOv2Features":
+        from torchrl_newt.envs.vision import DINOv2Features
+
+        return DINOv2Features
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

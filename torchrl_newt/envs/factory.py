@@ -145,7 +145,7 @@ def make_env(
     Raises:
         UnknownTaskError: a task name is not registered (raised before any process starts).
         MissingDependencyError: a task's simulator is not installed.
-        ValueError: a task does not fit the padding sizes.
+        ValueError: a task does not fit the padding sizes, or is listed twice.
 
     Examples:
         >>> env = make_env(["cartpole-swingup", "walker-walk"], seed=0)

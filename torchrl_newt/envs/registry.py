@@ -17,9 +17,10 @@ import difflib
 import importlib
 import importlib.util
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+import torch
 
 from torchrl_newt.envs._mmbench_facts import MMBENCH_DOMAINS, TASK_ROWS
 
@@ -28,6 +29,7 @@ __all__ = [
     "DomainInfo",
     "MissingDependencyError",
     "RawTask",
+    "SCORE_KINDS",
     "ScoreRule",
     "TaskSpec",
     "UnknownTaskError",
@@ -39,6 +41,7 @@ __all__ = [
     "register_domain",
     "register_task",
     "require_installed",
+    "score_episodes",
 ]
 
 
@@ -51,6 +54,10 @@ class UnknownTaskError(KeyError):
 
 class MissingDependencyError(ImportError):
     """Raised when a task's simulator is not installed; the message names the pip extra."""
+
+
+#: The score rule kinds, in the order of :attr:`ScoreRule.code`.
+SCORE_KINDS: tuple[str, ...] = ("return", "return_clip", "success")
 
 
 @dataclass(frozen=True)
@@ -78,26 +85,76 @@ class ScoreRule:
     high: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("return", "return_clip", "success"):
+        if self.kind not in SCORE_KINDS:
             raise ValueError(f"unknown score kind {self.kind!r}; expected return, return_clip or success")
         if self.kind != "success" and not self.high > self.low:
             raise ValueError(f"score range must have high > low, got [{self.low}, {self.high}]")
 
-    def __call__(self, episode_return: float, success: bool | float = False) -> float:
-        if self.kind == "success":
-            return float(bool(success))
-        if self.kind == "return":
-            return float(episode_return) / self.high
-        clipped = min(max(float(episode_return), self.low), self.high)
-        return (clipped - self.low) / (self.high - self.low)
+    @property
+    def code(self) -> int:
+        """The rule's kind as an integer (its index in :data:`SCORE_KINDS`), for batched scoring."""
+        return SCORE_KINDS.index(self.kind)
 
-    def torch(self, episode_return, success):
-        """Vectorised form of :meth:`__call__` on tensors of any shape."""
-        if self.kind == "success":
-            return success.to(episode_return.dtype)
-        if self.kind == "return":
-            return episode_return / self.high
-        return (episode_return.clamp(self.low, self.high) - self.low) / (self.high - self.low)
+    def __call__(self, episode_return: float, success: bool | float = False) -> float:
+        """Score one episode from its undiscounted return and final success flag."""
+        ret = torch.tensor(float(episode_return), dtype=torch.float64)
+        succ = torch.tensor(float(bool(success)), dtype=torch.float64)
+        return float(self.torch(ret, succ))
+
+    def torch(self, episode_return: torch.Tensor, success: torch.Tensor) -> torch.Tensor:
+        """Vectorised form of :meth:`__call__` on tensors of any (broadcastable) shape.
+
+        Examples:
+            >>> ScoreRule("return_clip", 0.0, 10.0).torch(torch.tensor([-1.0, 5.0, 20.0]), torch.zeros(3))
+            tensor([0.0000, 0.5000, 1.0000])
+        """
+        like = episode_return
+        return score_episodes(
+            torch.tensor(self.code, device=like.device),
+            torch.tensor(self.low, dtype=like.dtype, device=like.device),
+            torch.tensor(self.high, dtype=like.dtype, device=like.device),
+            episode_return,
+            success,
+        )
+
+    @staticmethod
+    def stack(rules: Sequence[ScoreRule]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-rule ``(code, low, high)`` tensors of shape ``[len(rules)]`` for :func:`score_episodes`.
+
+        Examples:
+            >>> ScoreRule.stack([ScoreRule("return", 0.0, 1000.0), ScoreRule("success")])
+            (tensor([0, 2]), tensor([0., 0.]), tensor([1000.,    1.]))
+        """
+        code = torch.tensor([r.code for r in rules], dtype=torch.int64)
+        low = torch.tensor([r.low for r in rules], dtype=torch.float32)
+        high = torch.tensor([r.high for r in rules], dtype=torch.float32)
+        return code, low, high
+
+
+def score_episodes(
+    code: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    episode_return: torch.Tensor,
+    success: torch.Tensor,
+) -> torch.Tensor:
+    """The one implementation of the score rules, on tensors (rules may differ element-wise).
+
+    ``code`` holds each element's rule kind (index in :data:`SCORE_KINDS`); ``low``/``high`` its
+    return range; all arguments broadcast together. :class:`ScoreRule` (scalar and tensor forms),
+    :class:`~torchrl_newt.envs.EpisodeScore` and :class:`~torchrl_newt.envs.MultitaskVecEnv` all
+    score through this function.
+
+    Examples:
+        >>> code, low, high = ScoreRule.stack([ScoreRule("return", 0.0, 100.0), ScoreRule("return_clip", 0.0, 100.0),
+        ...                                    ScoreRule("success")])
+        >>> score_episodes(code, low, high, torch.tensor([150.0, 150.0, 150.0]), torch.tensor([0.0, 0.0, 1.0]))
+        tensor([1.5000, 1.0000, 1.0000])
+    """
+    ret = episode_return
+    clipped = (torch.minimum(torch.maximum(ret, low), high) - low) / (high - low)
+    score = torch.where(code == 0, ret / high, clipped)
+    return torch.where(code == 2, success.to(ret.dtype), score)
 
 
 def discount_heuristic(episode_length: int) -> float:

@@ -6,7 +6,8 @@ sizes. These transforms make every lane look alike so that lanes can be batched:
 * :class:`PadObservation` zero-pads state observations to a common length (128 in Newt);
 * :class:`PadAction` exposes a padded action (16 in Newt), drops the padded dims before the
   simulator sees them and writes the boolean ``action_mask`` of real dims;
-* :class:`TaskId` writes the lane's task index;
+* :class:`TaskId` writes the lane's task index, and :class:`TaskIndexMap` maps lane-local task
+  indices to global ones (data-parallel shards);
 * :class:`EpisodeScore` turns the running episode return (TorchRL's
   :class:`~torchrl.envs.transforms.RewardSum`) into the task's benchmark score.
 
@@ -32,6 +33,7 @@ __all__ = [
     "PadAction",
     "PadObservation",
     "TaskId",
+    "TaskIndexMap",
     "mask_from_dims",
     "task_tensors",
 ]
@@ -368,6 +370,65 @@ class EpisodeScore(Transform):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(score_rule={self.score_rule}, score_key={self.score_key!r})"
+
+
+class TaskIndexMap(Transform):
+    """Maps lane-local task indices to global ones: ``task <- index_map[task]``.
+
+    Applied to the env's outputs (reset and step), so the collected data and the policy's input
+    carry global ids.
+
+    Args:
+        index_map: global index of each local index (``index_map[i]`` for lane ``i``).
+        num_tasks: size of the global task set (the ``Categorical`` spec's ``n``). Defaults to
+            ``max(index_map) + 1``.
+        key: the task-id entry. Defaults to ``"task"``.
+
+    Examples:
+        >>> from tensordict import TensorDict
+        >>> t = TaskIndexMap([1, 3], num_tasks=4)
+        >>> t(TensorDict(task=torch.tensor([0, 1]), batch_size=[2]))["task"]
+        tensor([1, 3])
+    """
+
+    def __init__(self, index_map: Sequence[int], num_tasks: int | None = None, key: NestedKey = "task") -> None:
+        index_map = [int(i) for i in index_map]
+        if not index_map:
+            raise ValueError("index_map must not be empty")
+        num_tasks = max(index_map) + 1 if num_tasks is None else int(num_tasks)
+        if min(index_map) < 0 or max(index_map) >= num_tasks:
+            raise ValueError(f"index_map {index_map} is out of range for num_tasks={num_tasks}")
+        super().__init__(in_keys=[key], out_keys=[key])
+        self.key = key
+        self.num_tasks = num_tasks
+        self.register_buffer("index_map", torch.tensor(index_map, dtype=torch.int64))
+
+    def _map(self, tensordict: TensorDictBase) -> TensorDictBase:
+        task = tensordict.get(self.key, None)
+        if task is not None:
+            table = self.index_map.to(task.device)
+            tensordict.set(self.key, table[task.long()].to(task.dtype))
+        return tensordict
+
+    def _call(self, next_tensordict: TensorDictBase) -> TensorDictBase:
+        return self._map(next_tensordict)
+
+    def _reset(self, tensordict: TensorDictBase, tensordict_reset: TensorDictBase) -> TensorDictBase:
+        return self._map(tensordict_reset)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return self._map(tensordict)
+
+    def transform_observation_spec(self, observation_spec: Composite) -> Composite:
+        if self.key in observation_spec.keys(True):
+            old = observation_spec[self.key]
+            observation_spec[self.key] = Categorical(
+                self.num_tasks, shape=old.shape, dtype=old.dtype, device=old.device
+            )
+        return observation_spec
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(index_map={self.index_map.tolist()}, num_tasks={self.num_tasks})"
 
 
 def task_tensors(tasks: Iterable[str | TaskSpec] | str, action_pad: int = 16) -> TensorDict:

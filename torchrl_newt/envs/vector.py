@@ -26,14 +26,12 @@ from torchrl.data import Binary, Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from torchrl_newt.envs._lanes import LaneGroup, SharedBuffers, lane_worker
-from torchrl_newt.envs.registry import TaskSpec, get_domain, get_task, require_installed
+from torchrl_newt.envs.registry import ScoreRule, TaskSpec, get_domain, get_task, require_installed, score_episodes
 from torchrl_newt.envs.transforms import mask_from_dims
 
 __all__ = ["MultitaskVecEnv"]
 
 logger = logging.getLogger(__name__)
-
-_SCORE_KINDS = {"return": 0, "return_clip": 1, "success": 2}
 
 
 class _WorkerPool:
@@ -129,6 +127,13 @@ def resolve_padded_specs(tasks, obs_pad: int, action_pad: int, who: str) -> list
     specs = [get_task(t) for t in tasks]
     if not specs:
         raise ValueError(f"{who} needs at least one task")
+    names = [s.name for s in specs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"{who}: task(s) {', '.join(map(repr, repeated))} given more than once; each task gets one lane and "
+            "its lane index is its task id, so list every task once"
+        )
     for spec in specs:
         check_fits(spec, obs_pad, action_pad)
     return specs
@@ -196,7 +201,8 @@ class MultitaskVecEnv(EnvBase):
     Raises:
         UnknownTaskError: a task name is not registered.
         MissingDependencyError: a simulator is not installed (the message names the pip extra).
-        ValueError: a task does not fit the padding.
+        ValueError: a task does not fit the padding, or is listed twice; at ``step``, an action
+            whose shape is not ``[N, action_pad]``.
 
     Examples:
         >>> env = MultitaskVecEnv(["cartpole-balance", "walker-stand"])
@@ -275,9 +281,9 @@ class MultitaskVecEnv(EnvBase):
         self._task_ids = torch.arange(n, dtype=torch.int64)
         self._lengths = torch.tensor([s.episode_length for s in specs], dtype=torch.int64).unsqueeze(-1)
         self._success_defined = torch.tensor([float(s.success_defined) for s in specs]).unsqueeze(-1)
-        self._score_kind = torch.tensor([_SCORE_KINDS[s.score.kind] for s in specs]).unsqueeze(-1)
-        self._score_low = torch.tensor([s.score.low for s in specs], dtype=torch.float32).unsqueeze(-1)
-        self._score_high = torch.tensor([s.score.high for s in specs], dtype=torch.float32).unsqueeze(-1)
+        self._score_kind, self._score_low, self._score_high = (
+            x.unsqueeze(-1) for x in ScoreRule.stack([s.score for s in specs])
+        )
         self._step_count = torch.zeros(n, 1, dtype=torch.int64)
         self._return = torch.zeros(n, 1, dtype=torch.float32)
         self._pending_seeds: list[int | None] = [None] * n
@@ -310,12 +316,9 @@ class MultitaskVecEnv(EnvBase):
 
     # -- env API ----------------------------------------------------------------------------
     def _score(self) -> torch.Tensor:
-        ret, succ = self._return, self._success_t.unsqueeze(-1) * self._success_defined
-        clipped = (torch.minimum(torch.maximum(ret, self._score_low), self._score_high) - self._score_low) / (
-            self._score_high - self._score_low
-        )
-        score = torch.where(self._score_kind == 0, ret / self._score_high, clipped)
-        return torch.where(self._score_kind == 2, succ, score), succ
+        succ = self._success_t.unsqueeze(-1) * self._success_defined
+        score = score_episodes(self._score_kind, self._score_low, self._score_high, self._return, succ)
+        return score, succ
 
     def _out(self, *, truncated: torch.Tensor, **entries: torch.Tensor) -> TensorDictBase:
         """The output tensordict: the lanes' current state plus ``entries`` (tasks never terminate)."""
@@ -339,6 +342,12 @@ class MultitaskVecEnv(EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get("action")
+        expected = (self.batch_size[0], self.action_pad)
+        if tuple(action.shape) != expected:
+            raise ValueError(
+                f"{type(self).__name__}.step: expected an action of shape {list(expected)} (lanes x padded action "
+                f"size), got {list(action.shape)}; pad each lane's action to action_pad={self.action_pad}"
+            )
         self._action_np[:] = action.detach().to("cpu", torch.float32).numpy()
         if self._pool is not None:
             self._pool.step()

@@ -2,9 +2,9 @@
 
 * :class:`SlurmConfig` + :func:`make_executor`: a :class:`submitit.AutoExecutor` for a partition,
   nodes x tasks-per-node (one process per GPU), GPUs per node, a time limit and array parallelism.
-* :class:`TrainJob`: the job callable. It runs a training entry point (by default
-  ``examples/newt_mmbench.py``'s ``main``) with a fixed, deterministic ``--output-dir``, adds
-  ``--resume`` whenever that folder holds a checkpoint, and writes ``result.json`` (atomically)
+* :class:`TrainJob`: the job callable. It runs a training entry point (by default the packaged
+  :func:`torchrl_newt.train.main`, the program ``examples/newt_mmbench.py`` runs; never a script
+  path) with a fixed, deterministic ``--output-dir``, adds ``--resume`` whenever that folder holds a checkpoint, and writes ``result.json`` (atomically)
   when training ends. It is a :class:`submitit.helpers.Checkpointable`: when Slurm signals a
   time-out or a preemption, submitit calls :meth:`TrainJob.checkpoint`, requeues the job and the
   requeued run resumes from the latest checkpoint (written atomically by the entry point, so a
@@ -61,7 +61,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The training script run by default (its ``main(argv)``).
-DEFAULT_ENTRY_POINT = str(Path(__file__).resolve().parents[2] / "examples" / "newt_mmbench.py")
+DEFAULT_ENTRY_POINT = "torchrl_newt.train:main"
 #: Written in a run's output folder when it finishes; its presence marks the run as done.
 RESULT_FILE = "result.json"
 #: Written in a run's output folder at submission: the Slurm job id and submitit folder.
@@ -273,7 +273,7 @@ class TrainJob(_Checkpointable):
         output_dir: the run's folder (deterministic: requeued runs find their checkpoint there).
 
     Keyword Args:
-        entry_point: see :func:`load_entry_point`. Defaults to ``examples/newt_mmbench.py``.
+        entry_point: see :func:`load_entry_point`. Defaults to ``"torchrl_newt.train:main"``.
         imports: modules imported first in the job (for example one that registers tasks).
         custom_tasks: tasks to register in the job, ``{name: register_task kwargs}``.
         threads: torch CPU threads; defaults to ``SLURM_CPUS_PER_TASK`` when set.

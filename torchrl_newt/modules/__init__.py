@@ -32,7 +32,6 @@ from torchrl_newt.modules.vision import (
     DEFAULT_DINOV2_MODEL,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    DINOv2Features,
     VisionModelUnavailable,
     build_tiny_dinov2,
     load_dinov2,
@@ -76,3 +75,13 @@ __all__ = [
     "task_embeddings_or_none",
     "task_texts",
 ]
+
+
+def __getattr__(name: str):
+    # DINOv2Features moved to torchrl_newt.envs.vision (an env transform); resolved lazily to avoid an
+    # import cycle (envs.vision imports torchrl_newt.modules.vision).
+    if name == "DINOv2Features":
+        from torchrl_newt.envs.vision import DINOv2Features
+
+        return DINOv2Features
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

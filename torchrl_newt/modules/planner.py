@@ -9,6 +9,8 @@ no per-episode Python state and stores no device.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Sequence
 
 import torch
@@ -23,9 +25,52 @@ from torchrl_newt.modules.world_model import NewtWorldModel
 
 __all__ = ["TDMPC2Planner"]
 
+logger = logging.getLogger(__name__)
+
 
 def _as_key_tuple(key: NestedKey) -> tuple:
     return (key,) if isinstance(key, str) else tuple(key)
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` pointing a warning at the first frame outside torch, tensordict and this module."""
+    import sys
+
+    def internal(name: str) -> bool:
+        return name == __name__ or name.split(".")[0] in ("torch", "tensordict", "torchrl")
+
+    frame, level = sys._getframe(1), 1
+    while frame is not None and internal(str(frame.f_globals.get("__name__", ""))):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def validate_discount(discount: float | torch.Tensor, world_model: NewtWorldModel | None = None) -> torch.Tensor:
+    """A float or per-task ``[num_tasks]`` discount as a float tensor, or one clear error.
+
+    Examples:
+        >>> validate_discount(0.99)
+        tensor(0.9900)
+        >>> try:
+        ...     validate_discount(torch.tensor([0.9, 1.5]))
+        ... except ValueError as err:
+        ...     print(err)
+        discount must be in (0, 1], got [1.5]
+    """
+    discount = torch.as_tensor(discount, dtype=torch.float32)
+    if discount.dim() > 1:
+        raise ValueError(f"discount must be a float or a [num_tasks] tensor, got shape {tuple(discount.shape)}")
+    bad = (discount <= 0) | (discount > 1) | discount.isnan()
+    if bool(bad.any()):
+        values = discount.flatten()[bad.flatten()].tolist()
+        raise ValueError(f"discount must be in (0, 1], got {values if discount.dim() else float(discount)}")
+    num_tasks = getattr(world_model, "num_tasks", None)
+    if discount.dim() == 1 and num_tasks is not None and discount.shape[0] != num_tasks:
+        raise ValueError(
+            f"per-task discount has {discount.shape[0]} entries but the world model has {num_tasks} tasks; "
+            "pass one discount per task, in task-id order (e.g. task_tensors(tasks)['discount'])"
+        )
+    return discount
 
 
 def constraint_weight(step: int, start: int = 2_000_000, final: int = 10_000_000) -> float:
@@ -67,6 +112,17 @@ class TDMPC2Planner(TensorDictModuleBase):
     start (weight ``1 - w``); set it with :meth:`set_prior_weight`, e.g. to
     :func:`constraint_weight` of the env step, as Newt does after demonstration pretraining.
 
+    Warm start: append :meth:`make_primer` (and :class:`~torchrl.envs.transforms.InitTracker`)
+    to the env so the previous plan travels in the tensordict. Without that state in the input the
+    planner plans from scratch every step and warns once (per planner).
+
+    Action ranges: the planner samples and returns actions in ``[-1, 1]`` (as MMBench's envs
+    expect). For an env whose action spec has other bounds (e.g. ``Pendulum-v1``'s ``[-2, 2]``),
+    append TorchRL's :class:`~torchrl.envs.transforms.ActionScaling`, which exposes a ``[-1, 1]``
+    action spec and maps the planner's actions affinely onto the env's bounds::
+
+        env = TransformedEnv(GymEnv("Pendulum-v1"), Compose(ActionScaling(), InitTracker(), planner.make_primer()))
+
     Args:
         world_model: the world model.
         horizon: planning horizon ``H``.
@@ -76,7 +132,8 @@ class TDMPC2Planner(TensorDictModuleBase):
         num_pi_trajs: policy-prior trajectories.
         temperature: MPPI temperature.
         min_std, max_std: bounds of the sampling std (the warm-start std is ``max_std``).
-        discount: a float, or a ``[num_tasks]`` tensor of per-task discounts.
+        discount: a float, or a ``[num_tasks]`` tensor of per-task discounts (one per task of a
+            multitask world model), all in ``(0, 1]``.
         prior_weight: initial constrained-planning weight in ``[0, 1]``.
         env_chunk_size: plan at most this many envs at once (``None``: all together). On CPU,
             chunks of ~8 envs keep the ``[envs x samples, width]`` activations in cache and make
@@ -84,6 +141,11 @@ class TDMPC2Planner(TensorDictModuleBase):
         observation_key, task_key, action_mask_key, action_key, state_key, is_init_key:
             tensordict keys. ``task_key`` is ignored by single-task world models; the mask is
             optional at run time.
+
+    Raises:
+        ValueError: at construction, a discount outside ``(0, 1]`` or a per-task discount whose
+            length is not the world model's task count; when planning, a NaN/inf observation or
+            an action mask whose width is not the world model's ``action_dim``.
 
     Examples:
         >>> import torch
@@ -135,9 +197,7 @@ class TDMPC2Planner(TensorDictModuleBase):
         if env_chunk_size is not None and env_chunk_size < 1:
             raise ValueError(f"env_chunk_size must be >= 1 or None, got {env_chunk_size}")
         self.env_chunk_size = env_chunk_size
-        discount = torch.as_tensor(discount, dtype=torch.float32)
-        if discount.dim() > 1:
-            raise ValueError(f"discount must be a float or a [num_tasks] tensor, got shape {tuple(discount.shape)}")
+        discount = validate_discount(discount, world_model)
         self.register_buffer("discount", discount.clone())
         self.register_buffer("prior_weight", torch.tensor(float(prior_weight)))
         self.observation_key = observation_key
@@ -148,6 +208,7 @@ class TDMPC2Planner(TensorDictModuleBase):
         self.is_init_key = is_init_key
         self.in_keys = [k for k in (observation_key, self.task_key, action_mask_key, self.state_key, is_init_key) if k is not None]
         self.out_keys = [action_key, ("next", *self.state_key)]
+        self._warned_no_state = False
 
     # ------------------------------------------------------------------ public helpers
     def make_primer(self, batch_size: Sequence[int] = ()) -> TensorDictPrimer:
@@ -228,6 +289,7 @@ class TDMPC2Planner(TensorDictModuleBase):
         Returns:
             ``(action [N, A], mean [N, H, A])``; ``mean`` is the warm start of the next call.
         """
+        self._check_inputs(obs, action_mask)
         n, c = obs.shape[0], self.env_chunk_size
         if c is None or n <= c:
             return self._plan(obs, task, action_mask, prev_mean, is_init, explore)
@@ -236,6 +298,24 @@ class TDMPC2Planner(TensorDictModuleBase):
             for i in range(0, n, c)
         ]
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def _check_inputs(self, obs: torch.Tensor, action_mask: torch.Tensor | None) -> None:
+        """Readable errors for inputs that would otherwise plan garbage or fail deep inside."""
+        if obs.dim() != 2:
+            raise ValueError(f"plan() expects observations of shape [N, obs_dim], got {tuple(obs.shape)}")
+        finite = torch.isfinite(obs).all(-1)
+        if not bool(finite.all()):
+            rows = (~finite).nonzero().flatten().tolist()
+            raise ValueError(
+                f"{type(self).__name__}: the observation contains NaN or inf (env rows {rows[:10]}); "
+                "the planner would return NaN actions. Check the environment (or its normalisation)."
+            )
+        width = self.world_model.action_dim
+        if action_mask is not None and action_mask.shape[-1] != width:
+            raise ValueError(
+                f"{type(self).__name__}: action_mask has width {action_mask.shape[-1]}, but the world model's "
+                f"action_dim is {width}; pad the mask (and actions) to {width}"
+            )
 
     def _plan(
         self,
@@ -258,8 +338,8 @@ class TDMPC2Planner(TensorDictModuleBase):
             mask = action_mask.reshape(n, A).to(obs.dtype)
             if bool((mask.sum(-1) == 0).any()):
                 raise ValueError("an action mask has no valid dimension")
+        z = wm.encode(obs, task if wm.task_dim else None)  # checks the task ids first
         gamma = self._discount(task, n, obs)
-        z = wm.encode(obs, task if wm.task_dim else None)
         wm_task = task if wm.task_dim else None
 
         # trajectories of the policy prior
@@ -329,13 +409,23 @@ class TDMPC2Planner(TensorDictModuleBase):
             return None if val is None else val.reshape(n, *val.shape[len(batch):])
 
         task = _get(self.task_key)
+        state = _get(self.state_key)
+        if state is None and not self._warned_no_state:
+            self._warned_no_state = True
+            warnings.warn(
+                f"{type(self).__name__}: no warm-start state {self.state_key!r} in the input, so every step plans "
+                "from scratch. Append planner.make_primer() (with InitTracker()) to the env to carry the plan "
+                "between steps. This warning is shown once per planner.",
+                UserWarning,
+                stacklevel=_caller_stacklevel(),
+            )
         if self.world_model.task_dim and task is None:
             raise KeyError(f"the world model is task-conditioned but {self.task_key!r} is missing from the input")
         action, mean = self.plan(
             flat,
             task,
             _get(self.action_mask_key),
-            _get(self.state_key),
+            state,
             _get(self.is_init_key),
             explore=exploration_type() == ExplorationType.RANDOM,
         )

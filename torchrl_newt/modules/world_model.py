@@ -212,7 +212,30 @@ class NewtWorldModel(nn.Module):
         """Encode observations ``[*B, obs_dim]`` to SimNorm latents ``[*B, latent_dim]``."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"expected observations with {self.obs_dim} features, got shape {tuple(obs.shape)}")
+        self.check_task_ids(task)
         return self.encoder(obs, **self._cond(task))
+
+    def check_task_ids(self, task: torch.Tensor | None) -> None:
+        """Raise ``ValueError`` if a task id falls outside ``[0, num_tasks)`` (no-op when compiling).
+
+        :meth:`encode` calls it, so every pass of the planner and the losses checks its ids once.
+
+        Examples:
+            >>> wm = NewtWorldModel(obs_dim=4, action_dim=2, size="S", num_tasks=3)
+            >>> try:
+            ...     wm.check_task_ids(torch.tensor([0, 3]))
+            ... except ValueError as err:
+            ...     print(err)
+            task id 3 is out of range: this world model has 3 tasks (ids 0..2)
+        """
+        if task is None or self.num_tasks is None or task.numel() == 0 or torch.compiler.is_compiling():
+            return
+        lo, hi = torch.stack([task.min(), task.max()]).tolist()
+        if lo < 0 or hi >= self.num_tasks:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"task id {bad} is out of range: this world model has {self.num_tasks} tasks (ids 0..{self.num_tasks - 1})"
+            )
 
     def next(self, z: torch.Tensor, action: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
         """One latent dynamics step."""
@@ -283,6 +306,11 @@ class NewtWorldModel(nn.Module):
             >>> bool((out.action[:, 2] == 0).all())
             True
         """
+        if action_mask is not None and action_mask.shape[-1] != self.action_dim:
+            raise ValueError(
+                f"action_mask has width {action_mask.shape[-1]}, but the world model's action_dim is "
+                f"{self.action_dim}; pad the mask to {self.action_dim}"
+            )
         out = self.policy(z, **self._cond(task, task_table))
         mean, log_std = out.chunk(2, dim=-1)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
