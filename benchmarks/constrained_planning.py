@@ -35,7 +35,7 @@ def read_run(path: Path) -> tuple[list[tuple[int, float]], float | None]:
     """``([(env steps, score)...], random score)`` from a learning table."""
     text = path.read_text()
     rows = [(int(a.replace(",", "")), float(b)) for a, b in re.findall(r"^\| ([\d,]+) \| ([\d.]+) \|", text, re.M)]
-    rand = float(re.search(r"Random policy \(\d+ episodes\): score ([\d.]+)", text).group(1))
+    rand = float(re.search(r"Random policy \(\d+ episodes\): score (\d+\.\d+)", text).group(1))
     return rows, rand
 
 
