@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
     batch_size = split_batch_size(args.batch_size, ctx.rank, ctx.world_size)
     demos = load_demos(_expand_demo_paths(args.demos), tasks) if args.demos else None
     # random seeding episodes, unless demos or finetuning (Newt plans from the first step then)
-    seed_frames = 0 if demos or args.finetune else (
+    seed_frames = 0 if demos is not None or args.finetune else (
         args.seed_episodes * max(get_task(t).episode_length for t in tasks) * len(tasks))
     trainer = NewtTrainer(
         agent.world_model, agent.wm_loss, agent.actor_loss, planner=agent.planner, lr=args.lr,
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> dict:
     online = MultitaskReplayBuffer(args.replay_capacity, slice_len=args.horizon, mode=args.sampling, device=device,
                                    batch_size=batch_size)
     replay, demo_buffer = online, None
-    if demos:
+    if demos is not None:
         demo_buffer = MultitaskReplayBuffer(max(len(demos) * 1001, 1000), slice_len=args.horizon, device=device)
         add_demos(demo_buffer, demos)
         replay = MixedReplayBuffer(online, demo_buffer, demo_fraction=0.5, batch_size=batch_size)
@@ -523,8 +523,15 @@ def main(argv: list[str] | None = None) -> dict:
             for k, v in metrics.items():
                 exp_logger.log_scalar(k, float(v), step=step)
 
+    last_collector_state: dict = {}
+
     def save_checkpoint(at_boundary: bool = False) -> None:
-        sd = collector.state_dict()
+        try:
+            sd = collector.state_dict()
+        except AttributeError:  # the collector was shut down (the final checkpoint): its counters are final
+            sd = last_collector_state
+        last_collector_state.clear()
+        last_collector_state.update(sd)
         collector_state = {k: sd[k] for k in ("frames", "iter", "traj_pool") if k in sd}
         if at_boundary and state["frames"] < args.frames:  # restart every lane with the seeds a run resumed here uses
             env.set_seed(segment_seed(args.seed, state["frames"], ctx.rank))

@@ -34,7 +34,7 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _torchrun(nproc: int, script: Path, *args: str, timeout: float = 150.0) -> subprocess.CompletedProcess:
+def _torchrun(nproc: int, script: Path, *args: str, timeout: float = 420.0) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            str(script), *args]
     proc = subprocess.run(cmd, cwd=ROOT, env=_clean_env(), capture_output=True, text=True, timeout=timeout,
