@@ -504,9 +504,11 @@ def main(argv: list[str] | None = None) -> dict:
         auto_register_policy_transforms=False, trust_policy=True,
     )
     if ckpt is not None:
-        if ckpt.get("collector") is not None:  # frame counters and trajectory ids continue
-            collector.load_state_dict(ckpt["collector"], strict=False)
-        else:  # the first checkpoint layout: count the frames of this rank's lanes
+        # frame counters and trajectory ids continue; each rank has its own (its lane count differs)
+        collectors = ckpt.get("collector_ranks") or ([ckpt.get("collector")] if ckpt.get("collector") else None)
+        if collectors is not None and len(collectors) == ctx.world_size:
+            collector.load_state_dict(collectors[ctx.rank], strict=False)
+        else:  # the first checkpoint layout, or another world size: count the frames of this rank's lanes
             collector.load_state_dict({"frames": state["frames"] // global_fpb * n * STEPS_PER_BATCH,
                                        "iter": state["frames"] // global_fpb}, strict=False)
         rngs = ckpt.get("rng_ranks")
@@ -537,13 +539,14 @@ def main(argv: list[str] | None = None) -> dict:
             env.set_seed(segment_seed(args.seed, state["frames"], ctx.rank))
             collector.reset()
         rngs = gather_objects(rng_state())  # every rank takes part; rank 0 writes
+        collectors = gather_objects(collector_state)
         state["checkpoint_frames"] = state["frames"]
         if not ctx.is_main:
             return
         ckpt = {"agent": agent.state_dict(), "trainer": trainer.state_dict(), "state": state, "rng": rngs[0],
                 "collector": collector_state, "tasks": tasks, "args": vars(args), "format": 2}
         if ctx.initialized:
-            ckpt["rng_ranks"] = rngs
+            ckpt["rng_ranks"], ckpt["collector_ranks"] = rngs, collectors
         if args.save_replay:
             ckpt["replay"] = compact_replay_state(online.state_dict())
         atomic_save(ckpt, ckpt_path)
