@@ -298,3 +298,14 @@ def test_library_function_returns_unwritten_episodes(toys):
     demos = gen.generate_demos(loaded, "toy-one", 1, seed=3)
     assert demos.shape == (1,) and demos["observation"].shape == (1, 6, 3) and demos["action"].shape == (1, 5, 2)
     assert demos["reward"].tolist() == [[1.0] * 5] and demos["success"].tolist() == [0.0]
+
+
+def test_interrupted_run_leaves_no_file_and_no_temp_videos(toys, tmp_path, monkeypatch):
+    def interrupt(self, action):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Const, "step", interrupt)
+    out, videos = tmp_path / "demos", tmp_path / "videos"
+    with pytest.raises(KeyboardInterrupt):
+        cli(toys, out, "toy-one", 1, "--video", str(videos))
+    assert list(out.iterdir()) == [] and list(videos.iterdir()) == []

@@ -389,13 +389,18 @@ def _generate(
                     if path.exists():
                         path.unlink()
                 logger.info(
-                    "batch %d: median return %.4g, threshold %.4g, accepted %d of %d (%s), total %d/%d demos after %d episodes",
+                    "batch %d: median return %.4g, threshold %.4g, %d of %d episodes pass (%s), %d kept; "
+                    "%d/%d demos after %d episodes",
                     batches, float(returns.median()), threshold, int(ok.sum()), lanes,
-                    f"success {float(success.mean()):.2f}" if spec.success_defined else "no success flag",
-                    len(episodes["return"]), num_demos, attempted,
+                    f"success rate {float(success.mean()):.2f}" if spec.success_defined else "no success flag",
+                    len(kept), len(episodes["return"]), num_demos, attempted,
                 )
                 bar.update(len(kept))
                 bar.set_postfix_str(f"attempted {attempted}, threshold {threshold:.4g}")
+    except BaseException:  # an interrupted run leaves no videos of its accepted demos
+        for path in video_paths:
+            path.unlink(missing_ok=True)
+        raise
     finally:
         bar.close()
         env.close()
@@ -576,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (written,) = save_demos(out, demos, [args.task], format="newt")
     ret = demos["episode_reward"]
     summary = (
-        f"{args.task}: {report.accepted} demos accepted of {report.attempted} episodes ({report.batches} batches), "
+        f"{args.task}: {report.accepted} demos accepted of {report.attempted} episodes ({report.batches} batch(es)), "
         f"return {float(ret.mean()):.4g} (min {float(ret.min()):.4g}), threshold {report.threshold:.4g}, "
         f"{time.time() - t0:.0f}s -> {written}"
     )

@@ -58,6 +58,7 @@ __all__ = [
     "run_episodes",
     "video_backend",
     "write_final_scores",
+    "learning_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,24 @@ def format_table(results: Results, baseline: Results | None = None, baseline_nam
     base = f"{mmbench_score(baseline):>9.3f}" if extra else ""
     rows.append(f"{'MMBench score (mean of domain means)':<44}{mmbench_score(results):>8.3f}{base}")
     return "\n".join(rows)
+
+
+def learning_summary(results: Results, baseline: Results, baseline_name: str = "random") -> str:
+    """One line saying whether a run beat a baseline: tasks above it, and the MMBench score ratio.
+
+    Examples:
+        >>> learned = {"walker-walk": {"score": 0.6}, "cartpole-swingup": {"score": 0.1}}
+        >>> rand = {"walker-walk": {"score": 0.2}, "cartpole-swingup": {"score": 0.1}}
+        >>> print(learning_summary(learned, rand))
+        1 of 2 tasks above random (not cartpole-swingup); MMBench score 0.350 vs 0.150 random (2.33x)
+    """
+    below = [t for t in results if not results[t]["score"] > baseline[t]["score"]]
+    ours, theirs = mmbench_score(results), mmbench_score(baseline)
+    ratio = f"{ours / theirs:.2f}x" if theirs > 0 else ("inf" if ours > 0 else "-")
+    text = f"{len(results) - len(below)} of {len(results)} tasks above {baseline_name}"
+    if below:
+        text += f" (not {', '.join(below)})"
+    return f"{text}; MMBench score {ours:.3f} vs {theirs:.3f} {baseline_name} ({ratio})"
 
 
 def write_final_scores(

@@ -52,8 +52,15 @@ from torchrl_newt.checkpoint import (
     set_rng_state,
 )
 from torchrl_newt.data import MixedReplayBuffer, MultitaskReplayBuffer, add_demos, load_demos
-from torchrl_newt.envs import get_task, list_tasks, make_env, task_tensors
-from torchrl_newt.evaluate import domain_scores, evaluate, format_table, write_final_scores
+from torchrl_newt.envs import TaskSet, get_task, list_tasks, make_env
+from torchrl_newt.evaluate import (
+    domain_scores,
+    evaluate,
+    format_table,
+    learning_summary,
+    mmbench_score,
+    write_final_scores,
+)
 from torchrl_newt.launch import (
     DistributedContext,
     all_reduce_grads,
@@ -158,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("evaluation, logging, checkpoints")
     g.add_argument("--eval-every", type=_positive(), default=7_000, help="frames between evaluations")
     g.add_argument("--eval-episodes", type=_positive(), default=1, help="deterministic episodes per task")
+    g.add_argument("--random-episodes", type=int, default=5,
+                   help="episodes per task of uniform random actions, on the final evaluation's seeds, for the "
+                        "table's 'random' column (0: no random column)")
     g.add_argument("--checkpoint-every", type=_positive(), default=1, help="evaluations between checkpoints")
     g.add_argument("--save-replay", action="store_true",
                    help="also checkpoint the replay buffer (needed for an exact resume)")
@@ -271,20 +281,19 @@ class Agent(torch.nn.Module):
     """Everything with parameters or persistent state, for checkpointing (the trainer holds the
     optimisers)."""
 
-    def __init__(self, args, tasks: list[str], device: torch.device, table: torch.Tensor | None,
-                 obs_pad: int = 128, action_pad: int = 16) -> None:
+    def __init__(self, args, tasks: TaskSet, device: torch.device, table: torch.Tensor | None) -> None:
         super().__init__()
-        consts = task_tensors(tasks, action_pad=action_pad)
         self.world_model = NewtWorldModel(
-            obs_pad, action_pad, size=args.size, task_embeddings=table,
+            tasks.obs_pad, tasks.action_pad, size=args.size, task_embeddings=table,
             num_tasks=None if table is not None else len(tasks),
         )
-        self.wm_loss = TDMPC2WorldModelLoss(self.world_model, discount=consts["discount"],
+        discount = tasks.discount
+        self.wm_loss = TDMPC2WorldModelLoss(self.world_model, discount=discount,
                                             entropy_coef=args.entropy_coef)
         self.actor_loss = TDMPC2ActorLoss(self.world_model, entropy_coef=args.entropy_coef, bc_coef=args.pi_bc_coef)
         self.planner = TDMPC2Planner(
             self.world_model, horizon=args.horizon, iterations=args.plan_iterations, num_samples=args.plan_samples,
-            num_elites=args.plan_elites, num_pi_trajs=args.plan_pi_trajs, discount=consts["discount"],
+            num_elites=args.plan_elites, num_pi_trajs=args.plan_pi_trajs, discount=discount,
             env_chunk_size=4 if device.type == "cpu" else None,  # cache-friendly chunks on CPU
         )
         self.to(device)
@@ -347,7 +356,7 @@ def make_logger(args, out_dir: Path, frames: int, pretrain_updates: int):
     return get_logger(args.logger, logger_name=str(out_dir / "logs"), experiment_name=args.exp_name, **kw)
 
 
-def plot_curve(history: list[dict], path: Path) -> None:
+def plot_curve(history: list[dict], path: Path, random_mean: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -360,6 +369,8 @@ def plot_curve(history: list[dict], path: Path) -> None:
     for task in history[0]["results"]:
         ax.plot(frames, [h["results"][task]["score"] for h in history], marker="o", lw=1, alpha=0.6, label=task)
     ax.plot(frames, [h["mean_score"] for h in history], color="k", lw=2.5, marker="s", label="mean")
+    if random_mean is not None:
+        ax.axhline(random_mean, color="k", ls="--", lw=1.2, label="mean of random actions")
     ax.set(xlabel="env steps (all tasks)", ylabel="score", ylim=(-0.02, 1.02), title="Newt (TD-MPC2) on MMBench tasks")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
@@ -378,7 +389,7 @@ def setup_distributed(args) -> DistributedContext:
     return init_distributed(device=args.device)
 
 
-def build_env(tasks: list[str], ctx: DistributedContext, seed: int, parallel: bool, **kw):
+def build_env(tasks: TaskSet, ctx: DistributedContext, seed: int, parallel: bool, **kw):
     """All tasks in one process; with several ranks, this rank's tasks carrying their global task ids."""
     if ctx.world_size == 1:
         return make_env(tasks, seed=seed, parallel=parallel, **kw)
@@ -428,16 +439,18 @@ def main(argv: list[str] | None = None) -> dict:
             log.warning("--resume: no checkpoint in %s, starting fresh", out_dir)
     start = args.finetune or args.init_from
     loaded, obs_pad, action_pad = load_start_checkpoint(start, args, tasks, device) if start else (None, 128, 16)
+    # the task list, resolved and checked once; every piece below takes this object
+    taskset = TaskSet.resolve(tasks, obs_pad, action_pad)
     table = task_table(args, tasks, device)
     log.info("task conditioning: %s", "frozen CLIP text embeddings" if table is not None else "learnable embeddings")
-    agent = Agent(args, tasks, device, table, obs_pad, action_pad)
+    agent = Agent(args, taskset, device, table)
     log.info("world model size %s: %s learnable parameters", args.size,
              f"{sum(p.numel() for p in agent.world_model.parameters() if p.requires_grad):,}")
     batch_size = split_batch_size(args.batch_size, ctx.rank, ctx.world_size)
-    demos = load_demos(_expand_demo_paths(args.demos), tasks) if args.demos else None
+    demos = load_demos(_expand_demo_paths(args.demos), taskset) if args.demos else None
     # random seeding episodes, unless demos or finetuning (Newt plans from the first step then)
     seed_frames = 0 if demos is not None or args.finetune else (
-        args.seed_episodes * max(get_task(t).episode_length for t in tasks) * len(tasks))
+        args.seed_episodes * taskset.max_episode_length * len(tasks))
     trainer = NewtTrainer(
         agent.world_model, agent.wm_loss, agent.actor_loss, planner=agent.planner, lr=args.lr,
         enc_lr_scale=args.enc_lr_scale, grad_clip=args.grad_clip, tau=args.tau, utd=args.utd,
@@ -485,10 +498,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     # --------------------------------------------------------------- envs and collector
     # a resumed run continues with fresh env seeds for its segment (never initial states already used)
-    env = build_env(tasks, ctx, segment_seed(args.seed, state["frames"], ctx.rank), args.parallel_envs,
+    env = build_env(taskset, ctx, segment_seed(args.seed, state["frames"], ctx.rank), args.parallel_envs,
                     obs_pad=obs_pad, action_pad=action_pad)
     env.append_transform(agent.planner.make_primer())
-    eval_env = build_env(tasks, ctx, args.seed + 10_000, args.parallel_envs, obs_pad=obs_pad, action_pad=action_pad)
+    eval_env = build_env(taskset, ctx, args.seed + 10_000, args.parallel_envs, obs_pad=obs_pad, action_pad=action_pad)
     eval_env.append_transform(agent.planner.make_primer())
     local_tasks, n = env.task_names, len(env.task_names)
     if args.compile:
@@ -515,7 +528,7 @@ def main(argv: list[str] | None = None) -> dict:
         set_rng_state(rngs[ctx.rank] if rngs and len(rngs) == ctx.world_size else ckpt["rng"])
     # checkpoints wait (a few batches at most) for every lane to end an episode when the tasks share
     # an episode length: the resumed run then continues exactly where the uninterrupted one does
-    lengths = {get_task(t).episode_length for t in tasks}
+    lengths = set(taskset.episode_length.tolist())
     max_wait = math.lcm(STEPS_PER_BATCH, lengths.pop()) // STEPS_PER_BATCH if len(lengths) == 1 else 0
 
     exp_logger = make_logger(args, out_dir, state["frames"], trainer.pretrain_updates) if ctx.is_main else None
@@ -626,10 +639,17 @@ def main(argv: list[str] | None = None) -> dict:
                                  "mean_score": float(np.mean(list(domain_scores(results).values())))})
         if ctx.is_main:
             plot_curve(state["history"], out_dir / "learning_curve.png")
+    final = state["history"][-1]
+    random_results = None
+    if args.random_episodes > 0:  # uniform random actions on the final evaluation's seeds
+        eval_env.set_seed(segment_seed(args.seed, final["frames"], ctx.rank, purpose=1))
+        random_results = gather_results(evaluate(eval_env, None, local_tasks, args.random_episodes), order=tasks)
+        state["random"] = random_results
+        if ctx.is_main:
+            plot_curve(state["history"], out_dir / "learning_curve.png", mmbench_score(random_results))
     if state.get("checkpoint_frames") != state["frames"]:
         save_checkpoint()
     eval_env.close()  # the collector closed the training env
-    final = state["history"][-1]
     state.update(updates=trainer.updates, pretrain_updates=trainer.pretrain_updates)
     if owns_group:
         cleanup()
@@ -637,9 +657,12 @@ def main(argv: list[str] | None = None) -> dict:
         return {"results": final["results"], "state": state}
     print(f"\nFinal evaluation after {state['frames']:,} env steps and {trainer.updates:,} updates "
           f"({time.time() - t0:.0f} s on {device}):\n")
-    print(format_table(final["results"]))
-    scores_path = write_final_scores(out_dir, final["results"], frames=state["frames"], updates=trainer.updates,
-                                     wall_s=round(time.time() - t0, 1), device=str(device))
+    print(format_table(final["results"], baseline=random_results))
+    if random_results is not None:
+        print("\n" + learning_summary(final["results"], random_results))
+    scores_path = write_final_scores(out_dir, final["results"], baseline=random_results, frames=state["frames"],
+                                     updates=trainer.updates, wall_s=round(time.time() - t0, 1), device=str(device),
+                                     eval_episodes=args.eval_episodes, random_episodes=args.random_episodes)
     print(f"\nmetrics:        {out_dir / 'logs' / args.exp_name if args.logger != 'none' else '(logging disabled)'}")
     print(f"learning curve: {out_dir / 'learning_curve.png'}")
     print(f"checkpoint:     {ckpt_path}")

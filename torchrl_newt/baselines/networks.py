@@ -242,6 +242,14 @@ class MaskedTanhNormal(TanhNormal):
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         return super().sample(sample_shape) * self.mask
 
+    def rsample_and_log_prob(self, sample_shape: torch.Size = torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.rsample(sample_shape)
+        return x, self.log_prob(x)
+
+    def sample_and_log_prob(self, sample_shape: torch.Size = torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.sample(sample_shape)
+        return x, self.log_prob(x)
+
     @property
     def deterministic_sample(self) -> torch.Tensor:
         return torch.tanh(self.loc) * self.mask

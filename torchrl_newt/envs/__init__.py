@@ -30,6 +30,7 @@ from torchrl_newt.envs.transforms import (
     mask_from_dims,
     task_tensors,
 )
+from torchrl_newt.envs.taskset import TaskSet
 from torchrl_newt.envs.vector import MultitaskVecEnv
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "ScoreRule",
     "TaskId",
     "TaskIndexMap",
+    "TaskSet",
     "TaskSpec",
     "UnknownTaskError",
     "build_raw_task",

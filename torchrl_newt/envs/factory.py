@@ -176,7 +176,8 @@ def make_env(
             env.set_seed(seed)
         return env
     specs = resolve_padded_specs(tasks, obs_pad, action_pad, "make_env")
-    require_installed(specs)
+    if not getattr(tasks, "installed_checked", False):  # a TaskSet checked this when it was resolved
+        require_installed(specs)
     n = len(specs)
     lane_kwargs = [
         dict(

@@ -447,6 +447,10 @@ def task_tensors(tasks: Iterable[str | TaskSpec] | str, action_pad: int = 16) ->
         >>> td["discount"], td["action_dim"], td["action_mask"].sum(-1)
         (tensor([0.9900, 0.9900]), tensor([6, 1]), tensor([6, 1]))
     """
+    from torchrl_newt.envs.taskset import TaskSet
+
+    if isinstance(tasks, TaskSet) and tasks.action_pad == action_pad:
+        return tasks.tensors()
     if isinstance(tasks, (str, TaskSpec)):
         tasks = [tasks]
     specs = [get_task(t) for t in tasks]

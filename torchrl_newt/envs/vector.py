@@ -122,6 +122,10 @@ def resolve_padded_specs(tasks, obs_pad: int, action_pad: int, who: str) -> list
         >>> [s.name for s in resolve_padded_specs("walker-walk", 128, 16, "example")]
         ['walker-walk']
     """
+    from torchrl_newt.envs.taskset import TaskSet
+
+    if isinstance(tasks, TaskSet) and (tasks.obs_pad, tasks.action_pad) == (int(obs_pad), int(action_pad)):
+        return list(tasks.specs)  # resolved and checked once already
     if isinstance(tasks, (str, TaskSpec)):
         tasks = [tasks]
     specs = [get_task(t) for t in tasks]
@@ -228,7 +232,8 @@ class MultitaskVecEnv(EnvBase):
         **task_kwargs: Any,
     ) -> None:
         specs = resolve_padded_specs(tasks, obs_pad, action_pad, type(self).__name__)
-        require_installed(specs)
+        if not getattr(tasks, "installed_checked", False):  # a TaskSet checked this when it was resolved
+            require_installed(specs)
         n = len(specs)
         super().__init__(device=device, batch_size=torch.Size([n]))
         self.task_specs = specs

@@ -32,7 +32,8 @@ def make_shard_env(
     indices in ``tasks``.
 
     Args:
-        tasks: all tasks, in the global order used by the world model's task table.
+        tasks: all tasks (names, or a :class:`~torchrl_newt.envs.TaskSet`), in the global order used by
+            the world model's task table.
         rank: this rank.
         world_size: number of ranks.
         **make_env_kwargs: forwarded to :func:`torchrl_newt.envs.make_env` (``seed``,
@@ -48,11 +49,14 @@ def make_shard_env(
     """
     from torchrl_newt.envs import make_env
 
-    tasks = list(tasks)
+    from torchrl_newt.envs import TaskSet
+
+    taskset = tasks if isinstance(tasks, TaskSet) else None
+    tasks = taskset.names if taskset is not None else list(tasks)
     if len(set(tasks)) != len(tasks):
         raise ValueError(f"tasks must be unique, got {tasks}")
     local = split_tasks(tasks, rank, world_size)
-    env = make_env(local, **make_env_kwargs)
+    env = make_env(taskset.subset(local) if taskset is not None else local, **make_env_kwargs)
     indices = [tasks.index(t) for t in local]
     env.append_transform(TaskIndexMap(indices, num_tasks=len(tasks)))
     env.task_names = local
