@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -79,10 +78,14 @@ def test_ppo_tiny_run(ppo, tmp_path, capsys):
     out = tmp_path / "ppo"
     # 2 lanes x 100 steps = 200 frames per batch; 250 frames -> 2 batches; 2 epochs x 2 minibatches of 100
     result = ppo.main([*TINY, "--frames", "250", "--steps-per-batch", "100", "--epochs", "2",
-                       "--minibatch-size", "100", "--output-dir", str(out), "--logger", "csv"])
+                       "--minibatch-size", "100", "--output-dir", str(out), "--logger", "csv", "--eval-every", "200"])
     ckpt = _check_outputs(out, capsys.readouterr().out, "ppo", frames=400, updates=2 * 2 * 2)
     assert {"actor", "critic", "optimizer"} <= set(ckpt)
     assert result["state"]["frames"] == 400 and set(result["results"]) == set(TASKS)
+    # --eval-every 200: evaluations after each batch (the last one is the final evaluation)
+    assert [(h["frames"], h["updates"]) for h in result["state"]["history"]] == [(200, 4), (400, 8)]
+    final = json.loads((out / "final_scores.json").read_text())
+    assert result["state"]["history"][-1]["mmbench_score"] == pytest.approx(final["mmbench_score"])
     assert list((out / "logs" / "ppo").rglob("*.csv"))  # the csv logger wrote metrics
 
 
@@ -234,4 +237,3 @@ def test_frames_must_be_positive(name, frames, bc, ppo, td3, tmp_path, capsys):
     assert err.value.code == 2
     assert f"--frames: must be positive, got {frames}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    assert math.isfinite(float(frames))

@@ -766,6 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs/eval", help="final_scores.json goes here (default runs/eval)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--vision-model", default=None, metavar="PATH_OR_ID",
+                   help="DINOv2 weights for a checkpoint trained with --obs rgb (default: the one it was trained "
+                        "with, else $TORCHRL_NEWT_DINOV2_PATH, else facebook/dinov2-base; never downloaded)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("planner overrides (default: the checkpoint's settings, or Newt's for Newt files)")
@@ -838,9 +841,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logger.info("%s checkpoint %s: %s", loaded.format, where, loaded.architecture.describe() if loaded.architecture else "")
     logger.info("planner (%s): %s", source, ", ".join(f"{k}={v}" for k, v in settings.items()))
 
-    env_kwargs = {"frame_size": (args.video_size, args.video_size)} if args.video else {}
-    env = make_env(tasks, seed=args.seed, obs_pad=world_model.obs_dim, action_pad=world_model.action_dim,
-                   from_pixels=bool(args.video), device=device, **env_kwargs)
+    train_args = loaded.extra.get("args") if loaded.format == "torchrl_newt" else None
+    train_args = (vars(train_args) if train_args is not None and not isinstance(train_args, Mapping)
+                  else train_args or {})
+    backbone = None
+    if train_args.get("obs") == "rgb":  # the state, then the frozen DINOv2 features of the frames
+        from torchrl_newt.modules.vision import DEFAULT_DINOV2_MODEL, DINOV2_PATH_ENV, load_dinov2
+
+        backbone = load_dinov2(args.vision_model or train_args.get("vision_model") or os.environ.get(DINOV2_PATH_ENV)
+                               or DEFAULT_DINOV2_MODEL, device=device)
+    feature_dim = backbone.config.hidden_size if backbone is not None else 0
+    size = args.video_size if backbone is None else 224  # the image features are those of 224 px frames
+    env_kwargs = {"frame_size": (size, size)} if args.video else {}
+    env = make_env(tasks, seed=args.seed, obs_pad=world_model.obs_dim - feature_dim, action_pad=world_model.action_dim,
+                   from_pixels=bool(args.video) or backbone is not None, device=device, **env_kwargs)
+    if backbone is not None:
+        from torchrl_newt.envs import DINOv2Features
+
+        env.append_transform(DINOv2Features(backbone, in_key="pixels", out_key="observation", append=True,
+                                            del_frames=not args.video))
     ks = args.open_loop or []
     max_len = max([planner.horizon, *ks])
     env.append_transform(planner.make_primer())

@@ -52,7 +52,7 @@ from torchrl_newt.checkpoint import (
     set_rng_state,
 )
 from torchrl_newt.data import MixedReplayBuffer, MultitaskReplayBuffer, add_demos, load_demos
-from torchrl_newt.envs import TaskSet, get_task, list_tasks, make_env
+from torchrl_newt.envs import MissingDependencyError, TaskSet, get_task, list_tasks, make_env
 from torchrl_newt.evaluate import (
     domain_scores,
     evaluate,
@@ -75,6 +75,7 @@ from torchrl_newt.launch import (
     split_batch_size,
 )
 from torchrl_newt.modules import MODEL_SIZES, NewtWorldModel, TDMPC2Planner
+from torchrl_newt.modules.pretrained import ModelUnavailable
 from torchrl_newt.objectives import TDMPC2ActorLoss, TDMPC2WorldModelLoss
 from torchrl_newt.trainer import NewtTrainer
 
@@ -120,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume from a checkpoint file, or from OUTPUT_DIR/checkpoint.pt when given alone")
     g = p.add_argument_group("model")
     g.add_argument("--size", default="S", choices=list(MODEL_SIZES))
+    g.add_argument("--obs", default="state", choices=["state", "rgb"],
+                   help="rgb: every lane also renders 224x224 frames, a frozen DINOv2 encodes them and the world "
+                        "model sees the state together with the 768-d image features (as Newt does)")
+    g.add_argument("--vision-model", default=None, metavar="PATH_OR_ID",
+                   help="DINOv2 weights for --obs rgb: a local folder or a Hugging Face id already in the cache "
+                        "(default: $TORCHRL_NEWT_DINOV2_PATH, else facebook/dinov2-base; never downloaded)")
     g.add_argument("--init-from", default=None, metavar="CKPT",
                    help="start from the weights of a checkpoint: Newt's official format or ours (size must match)")
     g.add_argument("--finetune", default=None, metavar="CKPT",
@@ -281,10 +288,11 @@ class Agent(torch.nn.Module):
     """Everything with parameters or persistent state, for checkpointing (the trainer holds the
     optimisers)."""
 
-    def __init__(self, args, tasks: TaskSet, device: torch.device, table: torch.Tensor | None) -> None:
+    def __init__(self, args, tasks: TaskSet, device: torch.device, table: torch.Tensor | None,
+                 feature_dim: int = 0) -> None:
         super().__init__()
-        self.world_model = NewtWorldModel(
-            tasks.obs_pad, tasks.action_pad, size=args.size, task_embeddings=table,
+        self.world_model = NewtWorldModel(  # padded state, then the image features with --obs rgb
+            tasks.obs_pad + feature_dim, tasks.action_pad, size=args.size, task_embeddings=table,
             num_tasks=None if table is not None else len(tasks),
         )
         discount = tasks.discount
@@ -299,14 +307,18 @@ class Agent(torch.nn.Module):
         self.to(device)
 
 
-def load_start_checkpoint(path: str, args, tasks: list[str], device: torch.device):
+def load_start_checkpoint(path: str, args, tasks: list[str], device: torch.device, feature_dim: int = 0):
     """``--init-from``/``--finetune``: the pretrained model (Newt's format or ours) and its
-    (observation, action) padding, checked against ``tasks`` and ``--size``."""
+    (state observation, action) padding, checked against ``tasks`` and ``--size``. With image
+    features (``feature_dim``), the model's observation is the padded state followed by them."""
     from torchrl_newt.interop import load_world_model
 
     loaded = load_world_model(path, size=args.size, map_location=device)
     arch = loaded.architecture
-    obs_pad, action_pad = (arch.obs_dim, arch.action_dim) if arch is not None else (128, 16)
+    obs_pad, action_pad = (arch.obs_dim - feature_dim, arch.action_dim) if arch is not None else (128, 16)
+    if obs_pad <= 0:
+        raise CheckpointError(f"{path} takes {arch.obs_dim}-d observations, fewer than the {feature_dim} image "
+                              "features of --obs rgb: it was not trained on images")
     for name in tasks:
         spec = get_task(name)
         if (spec.obs_dim or 0) > obs_pad or spec.action_dim > action_pad:
@@ -389,11 +401,36 @@ def setup_distributed(args) -> DistributedContext:
     return init_distributed(device=args.device)
 
 
-def build_env(tasks: TaskSet, ctx: DistributedContext, seed: int, parallel: bool, **kw):
-    """All tasks in one process; with several ranks, this rank's tasks carrying their global task ids."""
+def build_env(tasks: TaskSet, ctx: DistributedContext, seed: int, parallel: bool, features=None, **kw):
+    """All tasks in one process; with several ranks, this rank's tasks carrying their global task ids.
+
+    ``features`` (a frozen DINOv2, ``--obs rgb``): the lanes render frames and a
+    :class:`~torchrl_newt.envs.DINOv2Features` transform appends their CLS features to the observation.
+    """
+    if features is not None:
+        kw["from_pixels"] = True
     if ctx.world_size == 1:
-        return make_env(tasks, seed=seed, parallel=parallel, **kw)
-    return make_shard_env(tasks, ctx.rank, ctx.world_size, seed=seed, parallel=parallel, **kw)
+        env = make_env(tasks, seed=seed, parallel=parallel, **kw)
+    else:
+        env = make_shard_env(tasks, ctx.rank, ctx.world_size, seed=seed, parallel=parallel, **kw)
+    if features is not None:
+        from torchrl_newt.envs import DINOv2Features
+
+        env.append_transform(DINOv2Features(features, in_key="pixels", out_key="observation", append=True))
+    return env
+
+
+def load_vision_backbone(args, device: torch.device):
+    """The frozen DINOv2 of ``--obs rgb`` (``None`` for state observations); never downloads."""
+    if args.obs != "rgb":
+        return None
+    from torchrl_newt.modules.vision import DEFAULT_DINOV2_MODEL, DINOV2_PATH_ENV, load_dinov2
+
+    backbone = load_dinov2(args.vision_model or os.environ.get(DINOV2_PATH_ENV) or DEFAULT_DINOV2_MODEL,
+                           device=device)
+    log.info("--obs rgb: frozen DINOv2 (%d-d CLS features) from %s", backbone.config.hidden_size,
+             args.vision_model or os.environ.get(DINOV2_PATH_ENV) or DEFAULT_DINOV2_MODEL)
+    return backbone
 
 
 def _expand_demo_paths(paths: list[str]) -> list[str]:
@@ -437,17 +474,21 @@ def main(argv: list[str] | None = None) -> dict:
         resume = latest_checkpoint(out_dir) if args.resume == "auto" else Path(args.resume)
         if resume is None:
             log.warning("--resume: no checkpoint in %s, starting fresh", out_dir)
+    backbone = load_vision_backbone(args, device)  # before anything slow: a clear error without weights
+    feature_dim = backbone.config.hidden_size if backbone is not None else 0
     start = args.finetune or args.init_from
-    loaded, obs_pad, action_pad = load_start_checkpoint(start, args, tasks, device) if start else (None, 128, 16)
+    loaded, obs_pad, action_pad = (load_start_checkpoint(start, args, tasks, device, feature_dim) if start
+                                   else (None, 128, 16))
     # the task list, resolved and checked once; every piece below takes this object
     taskset = TaskSet.resolve(tasks, obs_pad, action_pad)
     table = task_table(args, tasks, device)
     log.info("task conditioning: %s", "frozen CLIP text embeddings" if table is not None else "learnable embeddings")
-    agent = Agent(args, taskset, device, table)
+    agent = Agent(args, taskset, device, table, feature_dim)
     log.info("world model size %s: %s learnable parameters", args.size,
              f"{sum(p.numel() for p in agent.world_model.parameters() if p.requires_grad):,}")
     batch_size = split_batch_size(args.batch_size, ctx.rank, ctx.world_size)
-    demos = load_demos(_expand_demo_paths(args.demos), taskset) if args.demos else None
+    demos = (load_demos(_expand_demo_paths(args.demos), taskset, features=feature_dim or None) if args.demos
+             else None)
     # random seeding episodes, unless demos or finetuning (Newt plans from the first step then)
     seed_frames = 0 if demos is not None or args.finetune else (
         args.seed_episodes * taskset.max_episode_length * len(tasks))
@@ -499,9 +540,10 @@ def main(argv: list[str] | None = None) -> dict:
     # --------------------------------------------------------------- envs and collector
     # a resumed run continues with fresh env seeds for its segment (never initial states already used)
     env = build_env(taskset, ctx, segment_seed(args.seed, state["frames"], ctx.rank), args.parallel_envs,
-                    obs_pad=obs_pad, action_pad=action_pad)
+                    features=backbone, obs_pad=obs_pad, action_pad=action_pad)
     env.append_transform(agent.planner.make_primer())
-    eval_env = build_env(taskset, ctx, args.seed + 10_000, args.parallel_envs, obs_pad=obs_pad, action_pad=action_pad)
+    eval_env = build_env(taskset, ctx, args.seed + 10_000, args.parallel_envs, features=backbone, obs_pad=obs_pad,
+                         action_pad=action_pad)
     eval_env.append_transform(agent.planner.make_primer())
     local_tasks, n = env.task_names, len(env.task_names)
     if args.compile:
@@ -674,7 +716,7 @@ def cli(argv: list[str] | None = None) -> int:
     """Console entry: :func:`main` with task-list and checkpoint problems as one-line errors."""
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (CheckpointError, ValueError, KeyError, FileNotFoundError) as err:
+    except (CheckpointError, ValueError, KeyError, FileNotFoundError, ModelUnavailable, MissingDependencyError) as err:
         print(f"newt-train: error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
     return 0

@@ -260,3 +260,55 @@ def test_newt_bad_names_and_files(tmp_path):
     (tmp_path / "hopper-hop.pt").write_text("garbage")
     with pytest.raises(ValueError, match="not a demo file"):
         load_demos(tmp_path / "hopper-hop.pt", ["hopper-hop"])
+
+
+def _unpadded_newt_file(path, lengths, obs_dim, act_dim, feat_dim=None):
+    """Newt's real layout: unpadded observation/action widths; obs[:, 0] = 10 * e + t, feat = -obs[:, 0]."""
+    obs, act, rew, epi, feat = [], [], [], [], []
+    for e, T in enumerate(lengths):
+        t = torch.arange(T + 1, dtype=torch.float32)
+        o = torch.ones(T + 1, obs_dim)
+        o[:, 0] = 10 * e + t
+        a = torch.full((T + 1, act_dim), 0.5)
+        r = t.clone()
+        a[0], r[0] = NAN, NAN
+        obs.append(o), act.append(a), rew.append(r), epi.append(torch.full((T + 1,), e, dtype=torch.long))
+        if feat_dim:
+            feat.append(-o[:, :1].expand(T + 1, feat_dim))
+    data = {"obs": torch.cat(obs), "action": torch.cat(act), "reward": torch.cat(rew), "episode": torch.cat(epi)}
+    if feat_dim:
+        data["feat"] = torch.cat(feat)
+    n = data["obs"].shape[0]
+    torch.save(TensorDict(data, batch_size=[n]), path)
+
+
+def test_newt_files_of_different_sizes_pad_to_the_task_set(tmp_path):
+    from torchrl_newt.envs import TaskSet
+
+    # cartpole-swingup: 5 observation / 1 action dims; finger-spin: 9 / 2 (Newt stores them unpadded)
+    _unpadded_newt_file(tmp_path / "cartpole-swingup.pt", [3], obs_dim=5, act_dim=1)
+    _unpadded_newt_file(tmp_path / "finger-spin.pt", [2, 2], obs_dim=9, act_dim=2)
+    tasks = TaskSet.resolve(["finger-spin", "cartpole-swingup"], obs_pad=16, action_pad=4)
+    demos = load_demos([tmp_path / "cartpole-swingup.pt", tmp_path / "finger-spin.pt"], tasks)
+    assert demos["observation"].shape == (3, 4, 16) and demos["action"].shape == (3, 3, 4)
+    assert demos["task"].tolist() == [1, 0, 0]
+    # state in the first dims, zeros after; masked action dims zero and False
+    assert demos["observation"][0, 0, :6].tolist() == [0.0, 1, 1, 1, 1, 0]
+    assert demos["observation"][1, 0, 8:10].tolist() == [1.0, 0.0]
+    assert demos["action"][0, 0].tolist() == [0.5, 0, 0, 0] and demos["action"][1, 0].tolist() == [0.5, 0.5, 0, 0]
+    assert demos["action_mask"].tolist() == [[True, False, False, False]] + [[True, True, False, False]] * 2
+    with pytest.raises(ValueError, match="more than the padding"):
+        load_demos(tmp_path / "finger-spin.pt", tasks, obs_pad=8)
+
+
+def test_newt_image_features_follow_the_padded_state(tmp_path):
+    _unpadded_newt_file(tmp_path / "cartpole-swingup.pt", [2], obs_dim=5, act_dim=1, feat_dim=3)
+    demos = load_demos(tmp_path / "cartpole-swingup.pt", ["cartpole-swingup"], obs_pad=8, action_pad=2, features=3)
+    assert demos["observation"].shape == (1, 3, 11)
+    # o_t = [10e + t, 1, 1, 1, 1, 0, 0, 0 | -(10e + t) x 3]
+    assert demos["observation"][0, 2].tolist() == [2.0, 1, 1, 1, 1, 0, 0, 0, -2.0, -2.0, -2.0]
+    with pytest.raises(ValueError, match="3-d image features"):
+        load_demos(tmp_path / "cartpole-swingup.pt", ["cartpole-swingup"], obs_pad=8, features=4)
+    _unpadded_newt_file(tmp_path / "finger-spin.pt", [2], obs_dim=9, act_dim=2)
+    with pytest.raises(ValueError, match="no 'feat' entry"):
+        load_demos(tmp_path / "finger-spin.pt", ["finger-spin"], obs_pad=16, features=3)

@@ -200,6 +200,7 @@ class BaselineRun:
     t0: float
     history: list = dataclasses.field(default_factory=list)
     last_eval: int = 0
+    last_results: dict | None = None
 
     @classmethod
     def start(cls, name: str, args: argparse.Namespace) -> "BaselineRun":
@@ -276,8 +277,8 @@ class BaselineRun:
         if every <= 0 or frames - self.last_eval < every:
             return
         self.last_eval = frames
-        results = self.evaluate(policy)
-        self._record(results, frames, updates)
+        self.last_results = self.evaluate(policy)
+        self._record(self.last_results, frames, updates)
         self.save_checkpoint(checkpoint, frames=frames, updates=updates)
 
     def _record(self, results: dict, frames: int, updates: int) -> None:
@@ -316,9 +317,12 @@ class BaselineRun:
             ``{"results": {task: {"score", "return", "success"}}, "random": ..., "state": {...}}``.
         """
         wall_s = round(time.time() - self.t0, 1)
-        results = self.evaluate(policy)
+        if self.last_results is not None and self.last_eval == frames:  # evaluated at these frames already
+            results = self.last_results
+        else:
+            results = self.evaluate(policy)
+            self._record(results, frames, updates)
         random_results = self.evaluate(None, seed_offset=1)
-        self._record(results, frames, updates)
         ckpt_path = self.save_checkpoint(checkpoint, frames=frames, updates=updates)
         scores_path = write_final_scores(
             self.out_dir, results, baseline=random_results, method=self.name, frames=frames, updates=updates,

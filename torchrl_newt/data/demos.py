@@ -37,7 +37,8 @@ Newt (``nicklashansen/newt``) stores one file per task, ``DIR/{task}.pt``: a pic
 Row ``t`` holds the action and reward that *led to* ``o_t``. The task is the file name.
 :func:`load_demos` reads these files too (the format is detected per file); like Newt it keeps
 only the first 20 episodes of ManiSkill (``ms-*``) files by default, and it drops ``value``,
-``terminated`` and ``feat``. :func:`save_demos` writes them with ``format="newt"``.
+``terminated`` and (unless asked for image observations with ``features=F``, which appends them
+after the padded state) ``feat``. :func:`save_demos` writes them with ``format="newt"``.
 """
 
 from __future__ import annotations
@@ -301,7 +302,8 @@ def _action_mask(name: str, task: Any, action: torch.Tensor) -> torch.Tensor:
 
 
 def _load_newt(
-    path: Path, payload: Any, names: list[str], tasks: Sequence[Any], maniskill_episodes: int | None
+    path: Path, payload: Any, names: list[str], tasks: Sequence[Any], maniskill_episodes: int | None,
+    features: int | None = None,
 ) -> TensorDict:
     name = path.stem
     if name not in names:
@@ -313,6 +315,14 @@ def _load_newt(
     action = torch.as_tensor(payload["action"]).float().reshape(obs.shape[0], -1)
     reward = torch.as_tensor(payload["reward"]).float().reshape(-1)
     episode = torch.as_tensor(payload["episode"]).long().reshape(-1)
+    feat = None
+    if features:
+        if "feat" not in payload.keys():
+            raise ValueError(f"{path}: no 'feat' entry (image features); image observations (--obs rgb) need "
+                             "demos recorded with images")
+        feat = torch.as_tensor(payload["feat"]).float().reshape(obs.shape[0], -1)
+        if feat.shape[-1] != features:
+            raise ValueError(f"{path}: 'feat' holds {feat.shape[-1]}-d image features; the vision model gives {features}")
     if not (obs.shape[0] == action.shape[0] == reward.shape[0] == episode.shape[0]):
         raise ValueError(
             f"{path}: obs, action, reward and episode must have one row each, got {obs.shape[0]}, "
@@ -320,12 +330,14 @@ def _load_newt(
         )
     order = torch.sort(episode, stable=True).indices  # episodes in id order, rows in file order
     obs, action, reward, episode = obs[order], action[order], reward[order], episode[order]
+    feat = feat[order] if feat is not None else None
     ids, counts = torch.unique_consecutive(episode, return_counts=True)
     if name.startswith("ms-") and maniskill_episodes is not None and ids.numel() > maniskill_episodes:
         logger.info("%s: keeping the first %d of %d ManiSkill episodes", path, maniskill_episodes, ids.numel())
         ids, counts = ids[:maniskill_episodes], counts[:maniskill_episodes]
         n = int(counts.sum())
         obs, action, reward, episode = obs[:n], action[:n], reward[:n], episode[:n]
+        feat = feat[:n] if feat is not None else None
     if not ids.numel():
         raise ValueError(f"{path}: no episodes.")
     if bool((counts < 2).any()):
@@ -367,14 +379,21 @@ def _load_newt(
         batch_size=[E],
     )
     _validate(demos)
+    if feat is not None:  # per step, like the observations; popped (and appended) by _load_one
+        steps = torch.zeros(E, T + 1, feat.shape[-1])
+        steps[ep, pos] = feat
+        demos.set("feat", steps)
     logger.info("Loaded %d Newt demonstration episodes of %s from %s", E, name, path)
     return demos
 
 
-def _load_one(path: Path, names: list[str], tasks: Sequence[Any], maniskill_episodes: int | None) -> TensorDict:
+def _load_one(path: Path, names: list[str], tasks: Sequence[Any], maniskill_episodes: int | None,
+              obs_pad: int | None = None, action_pad: int | None = None, features: int | None = None) -> TensorDict:
     payload = _read_demo_file(path)
     if _is_newt(payload):
-        return _load_newt(path, payload, names, tasks, maniskill_episodes)
+        demos = _load_newt(path, payload, names, tasks, maniskill_episodes, features)
+        feat = demos.pop("feat") if features else None
+        return _pad_width(demos, obs_pad, action_pad, path, feat)
     if not isinstance(payload, dict) or payload.get("format") != DEMO_FORMAT:
         raise ValueError(f"{path} is not a {DEMO_FORMAT} file nor a Newt demo file (a TensorDict with {list(_NEWT_KEYS)}).")
     if payload.get("version") != DEMO_VERSION:
@@ -393,7 +412,15 @@ def _load_one(path: Path, names: list[str], tasks: Sequence[Any], maniskill_epis
     )
     demos["task"] = lookup[payload["task"]]
     _validate(demos)
-    return demos
+    if features:
+        want = (obs_pad or 0) + features
+        if obs_pad is None or demos["observation"].shape[-1] != want:
+            raise ValueError(
+                f"{path}: image observations need {want}-wide observations (padded state + {features} image "
+                f"features), got {demos['observation'].shape[-1]}; save demos recorded with --obs rgb"
+            )
+        return _pad_width(demos, None, action_pad, path)
+    return _pad_width(demos, obs_pad, action_pad, path)
 
 
 def _pad_time(demos: TensorDict, T: int) -> TensorDict:
@@ -407,11 +434,34 @@ def _pad_time(demos: TensorDict, T: int) -> TensorDict:
     return out
 
 
+def _pad_width(demos: TensorDict, obs_pad: int | None, action_pad: int | None, path: Path,
+               features: torch.Tensor | None = None) -> TensorDict:
+    """Zero-pad observations to ``obs_pad`` and actions/masks to ``action_pad``, then append
+    per-step image features (``[E, T + 1, F]``) after the padded state."""
+    obs_dim, act_dim = demos["observation"].shape[-1], demos["action"].shape[-1]
+    if obs_pad is not None and obs_dim > obs_pad:
+        raise ValueError(f"{path}: observations have {obs_dim} features, more than the padding ({obs_pad}).")
+    if action_pad is not None and act_dim > action_pad:
+        raise ValueError(f"{path}: actions have {act_dim} dims, more than the padding ({action_pad}).")
+    out = demos.clone(False)
+    if obs_pad is not None and obs_dim < obs_pad:
+        out["observation"] = torch.nn.functional.pad(demos["observation"], (0, obs_pad - obs_dim))
+    if action_pad is not None and act_dim < action_pad:
+        out["action"] = torch.nn.functional.pad(demos["action"], (0, action_pad - act_dim))
+        out["action_mask"] = torch.nn.functional.pad(demos["action_mask"], (0, action_pad - act_dim), value=False)
+    if features is not None:
+        out["observation"] = torch.cat([out["observation"], features.to(out["observation"].dtype)], -1)
+    return out
+
+
 def load_demos(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     tasks: Sequence[Any],
     *,
     maniskill_episodes: int | None = NEWT_MANISKILL_EPISODES,
+    obs_pad: int | None = None,
+    action_pad: int | None = None,
+    features: int | None = None,
 ) -> TensorDict:
     """Loads demo files (ours or Newt's, detected per file) and maps their tasks onto ``tasks``.
 
@@ -424,6 +474,14 @@ def load_demos(
             else the non-zero action columns).
         maniskill_episodes: keep only this many episodes (the lowest ids) of each Newt file of
             a ManiSkill task (``ms-*``), as Newt does; ``None`` keeps them all.
+        obs_pad: zero-pad every file's observations to this width (so files of tasks with
+            different sizes concatenate, and match the env's padded observations). Defaults to
+            the ``obs_pad`` of a :class:`~torchrl_newt.envs.TaskSet`, else no padding.
+        action_pad: the same for actions and action masks (padded dims masked out).
+        features: with image observations (``--obs rgb``), the width ``F`` of the image features:
+            each Newt file's ``"feat"`` entry (one row per step) is appended after the padded
+            state, so the observation is ``[obs_pad + F]`` as the env's. Our own files must then
+            already store observations of that width.
 
     Returns:
         A ``TensorDict`` of batch size ``[E]`` (entries of the module docstring).
@@ -446,9 +504,14 @@ def load_demos(
         True
     """
     names = _task_names(tasks)
+    if obs_pad is None:
+        obs_pad = getattr(tasks, "obs_pad", None)
+    if action_pad is None:
+        action_pad = getattr(tasks, "action_pad", None)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    parts = [_load_one(Path(p), names, list(tasks), maniskill_episodes) for p in paths]
+    parts = [_load_one(Path(p), names, list(tasks), maniskill_episodes, obs_pad, action_pad, features)
+             for p in paths]
     if not parts:
         raise ValueError("No demo files given.")
     T = max(p["action"].shape[1] for p in parts)
