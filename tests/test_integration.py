@@ -2,6 +2,7 @@
 case, one full update from replay, and the training example on short episodes."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,13 @@ def test_training_example_runs_and_resumes(tmp_path):
     assert all(0.0 <= r["score"] <= 1.0 for r in out["results"].values())
     assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "learning_curve.png").is_file()
     assert list((tmp_path / "logs").rglob("*.csv"))
+    final = json.loads((tmp_path / "final_scores.json").read_text())
+    assert set(final["tasks"]) == {"test-cartpole-short", "test-reacher-short"}
+    for task, row in final["tasks"].items():  # the random column beside each score, on the final eval's seeds
+        assert set(row) == {"score", "random", "return", "success"} and 0.0 <= row["random"] <= 1.0
+        assert row["score"] == out["results"][task]["score"]
+    assert final["frames"] == out["state"]["frames"] and final["updates"] == out["state"]["updates"]
+    assert final["random_episodes"] == 5 and final["wall_s"] > 0
     resumed = example.main(common + ["--frames", "120", "--resume"])
     assert resumed["state"]["frames"] >= 120
     assert resumed["state"]["updates"] > out["state"]["updates"]
