@@ -28,6 +28,7 @@ import torch
 __all__ = [
     "CheckpointError",
     "atomic_save",
+    "atomic_write_text",
     "compact_replay_state",
     "expand_replay_state",
     "latest_checkpoint",
@@ -58,6 +59,25 @@ def _umask() -> int:
     return mask
 
 
+def _atomic_write(path: str | os.PathLike, write: Any) -> Path:
+    """Write ``path`` through ``write(binary_file)`` into a temporary file, then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` that never leaves a partial file at ``path``.
 
@@ -70,21 +90,20 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         ...     torch.load(p)["step"], oct(p.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
         (3, True)
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, with the mode of a plain ``open(path, "w")``.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     p = atomic_write_text('{"a": 1}', f"{d}/scores.json")
+        ...     p.read_text(), [f.name for f in p.parent.iterdir()]
+        ('{"a": 1}', ['scores.json'])
+    """
+    return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def remove_stale_temp_files(folder: str | os.PathLike, names: tuple[str, ...] = ("checkpoint.pt",)) -> list[Path]:

@@ -219,27 +219,9 @@ def write_final_scores(
             row["random"] = float(baseline[task]["score"])
         tasks[task] = row
     data = {"tasks": tasks, "domains": domain_scores(results), "mmbench_score": mmbench_score(results), **extra}
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / FINAL_SCORES_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{FINAL_SCORES_FILE}.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from torchrl_newt.checkpoint import atomic_write_text
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_write_text(json.dumps(data, indent=1) + "\n", Path(output_dir) / FINAL_SCORES_FILE)
 
 
 # ============================================================================ episodes

@@ -15,6 +15,10 @@
   (:func:`~torchrl_newt.launch.init_distributed`).
 * :func:`submit_array` / :func:`collect_results`: one single-task run per array element
   (:meth:`submitit.AutoExecutor.map_array`), skipping tasks already finished, then their results.
+* :class:`DemoJob` / :func:`submit_demo_array` / :func:`collect_demos`: Newt's second stage, one
+  demonstration-generation run per array element (``python -m torchrl_newt.demos generate`` with
+  the expert ``EXPERTS_ROOT/<task>/checkpoint.pt``, writing ``DEMOS_DIR/<task>.pt``), skipping
+  tasks whose demo file exists. ``docs/pipeline.md`` chains the three stages.
 """
 
 from __future__ import annotations
@@ -44,16 +48,23 @@ except ImportError:  # pragma: no cover
         """Stand-in when submitit is missing (jobs cannot be submitted then)."""
 
 __all__ = [
+    "CHECKPOINT_FILE",
     "DEFAULT_ENTRY_POINT",
+    "DemoJob",
     "JOB_FILE",
+    "MissingExpertError",
     "RESULT_FILE",
     "SlurmConfig",
     "TrainJob",
+    "collect_demos",
     "collect_results",
+    "demo_path",
+    "expert_checkpoint",
     "load_entry_point",
     "make_executor",
     "read_result",
     "submit_array",
+    "submit_demo_array",
     "submit_training",
     "task_dir",
 ]
@@ -66,6 +77,10 @@ DEFAULT_ENTRY_POINT = "torchrl_newt.train:main"
 RESULT_FILE = "result.json"
 #: Written in a run's output folder at submission: the Slurm job id and submitit folder.
 JOB_FILE = "job.json"
+#: The checkpoint a training run writes in its output folder (what demo generation reads).
+CHECKPOINT_FILE = "checkpoint.pt"
+#: Sub-folder of a demo folder holding each demo job's ``<task>.json`` (its Slurm job id).
+DEMO_JOBS_DIR = ".jobs"
 
 
 # ---------------------------------------------------------------------------------------- executors
@@ -258,6 +273,23 @@ def _set_option(argv: list[str], option: str, value: str | None) -> list[str]:
     return out
 
 
+def _setup_job_process(imports: Sequence[str], custom_tasks: Mapping[str, Mapping[str, Any]],
+                       threads: int | None) -> None:
+    """Inside a job: import ``imports``, register ``custom_tasks``, size torch's CPU thread pool."""
+    import torch
+
+    for name in imports:
+        importlib.import_module(name)
+    if custom_tasks:
+        from torchrl_newt.envs import register_task
+
+        for name, kwargs in custom_tasks.items():
+            register_task(name, overwrite=True, **kwargs)
+    threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0)
+    if threads:
+        torch.set_num_threads(threads)
+
+
 class TrainJob(_Checkpointable):
     """A preemption-safe training run: the submitit callable of :func:`submit_training` and
     :func:`submit_array`.
@@ -318,18 +350,7 @@ class TrainJob(_Checkpointable):
 
     def setup(self) -> None:
         """Imports and task registrations needed in the job process (idempotent)."""
-        import torch
-
-        for name in self.imports:
-            importlib.import_module(name)
-        if self.custom_tasks:
-            from torchrl_newt.envs import register_task
-
-            for name, kwargs in self.custom_tasks.items():
-                register_task(name, overwrite=True, **kwargs)
-        threads = self.threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0)
-        if threads:
-            torch.set_num_threads(threads)
+        _setup_job_process(self.imports, self.custom_tasks, self.threads)
 
     def for_task(self, task: str) -> TrainJob:
         """The single-task run of ``task``: ``--tasks task`` in ``task_dir(output_dir, task)``.
@@ -392,6 +413,7 @@ def _summary(out: Any) -> dict:
             "results": out["results"],
             "frames": int(state.get("frames", 0)),
             "updates": int(state.get("updates", 0)),
+            "pretrain_updates": int(state.get("pretrain_updates", 0)),
             "history": [{"frames": h["frames"], "mean_score": h["mean_score"]} for h in state.get("history", [])],
         }
     return {"results": out}
@@ -459,7 +481,7 @@ def submit_array(
         done = read_result(out)
         if done is not None:
             finished[task] = done
-        elif (active := _active_job(out)) is not None:
+        elif (active := _active_job(out / JOB_FILE)) is not None:
             jobs[task] = active  # submitted earlier and still queued or running: do not duplicate
         else:
             todo.append(task)
@@ -479,9 +501,8 @@ def submit_array(
     return jobs, finished
 
 
-def _active_job(output_dir: Path) -> submitit.Job | None:
-    """The Slurm job recorded in ``output_dir/job.json`` if Slurm still has it pending or running."""
-    path = output_dir / JOB_FILE
+def _active_job(path: Path) -> submitit.Job | None:
+    """The Slurm job recorded in the job file ``path`` if Slurm still has it pending or running."""
     if not path.is_file():
         return None
     info = json.loads(path.read_text())
