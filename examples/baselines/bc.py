@@ -26,7 +26,8 @@ from tensordict.nn import TensorDictModule
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-from torchrl_newt.baselines import BaselineRun, batches_for, build_parser, make_bc_policy, positive, task_table
+from torchrl_newt.baselines import (BaselineRun, batches_for, build_parser, check_tasks, cli, make_bc_policy,
+                                    positive, task_table)
 from torchrl_newt.data import demos_to_transitions, load_demos
 
 
@@ -92,9 +93,9 @@ def fit(policy, transitions, args, run: BaselineRun, bar, tag: str = "") -> tupl
 def main(argv=None) -> dict:
     """Train BC and return ``{"results": final scores per task, "random": ..., "state": counters}``."""
     args = parse_args(argv)
+    tasks = check_tasks(args.tasks)
+    transitions = load_transitions(args.demos, tasks)  # demos of every task, before anything is set up
     run = BaselineRun.start("bc", args)
-    tasks = run.tasks
-    transitions = load_transitions(args.demos, tasks)  # checked before anything trains
 
     policy = make_bc_policy(len(tasks), table=task_table(tasks, args.no_language), num_cells=args.num_cells,
                             task_dim=args.task_dim, single_task=args.single_task).to(run.device)
@@ -120,4 +121,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main, "bc"))

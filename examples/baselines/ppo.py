@@ -29,7 +29,8 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-from torchrl_newt.baselines import BaselineRun, build_parser, make_ppo_modules, make_train_env, positive, task_table
+from torchrl_newt.baselines import (BaselineRun, build_parser, cli, make_ppo_modules, make_train_env, positive,
+                                    task_table)
 
 
 def parse_args(argv=None):
@@ -104,4 +105,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli(main, "ppo"))

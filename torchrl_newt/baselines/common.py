@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -42,7 +42,10 @@ from torchrl_newt.train import DEFAULT_TASKS, make_logger, resolve_device, resol
 __all__ = [
     "CHECKPOINT",
     "BaselineRun",
+    "batches_for",
     "build_parser",
+    "check_tasks",
+    "cli",
     "make_train_env",
     "num_cells",
     "positive",
@@ -133,6 +136,23 @@ def build_parser(name: str, description: str | None = None, *, frames: int = 100
     return p
 
 
+def check_tasks(spec: str) -> list[str]:
+    """The tasks of a ``--tasks`` value, checked: registered, listed once, simulators installed.
+
+    Raises:
+        UnknownTaskError: a task is not registered (with close matches).
+        MissingDependencyError: a task's simulator is not installed (names the pip extra).
+        ValueError: ``--tasks`` is empty or lists a task twice.
+
+    Examples:
+        >>> check_tasks("pygame-landing, mujoco-reacher")
+        ['pygame-landing', 'mujoco-reacher']
+    """
+    tasks = resolve_tasks(spec)
+    require_installed(tasks)
+    return tasks
+
+
 def task_table(tasks: Sequence[str], no_language: bool = False) -> torch.Tensor | None:
     """The tasks' frozen instruction embeddings (Newt's shipped CLIP rows offline), or ``None``.
 
@@ -213,8 +233,7 @@ class BaselineRun:
         """
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        tasks = resolve_tasks(args.tasks)
-        require_installed(tasks)
+        tasks = check_tasks(args.tasks)
         if args.threads:
             torch.set_num_threads(args.threads)
         device = resolve_device(args.device)
@@ -338,6 +357,29 @@ class BaselineRun:
         print(f"final scores:   {scores_path}")
         state = {"frames": frames, "updates": updates, "wall_s": wall_s, "history": self.history, **extra}
         return {"results": results, "random": random_results, "state": state}
+
+
+def cli(main: Callable[[list[str] | None], dict], name: str, argv: list[str] | None = None) -> int:
+    """Console entry of a baseline script: bad input (unknown task, missing simulator or demos) as one line.
+
+    ``main`` itself raises (so tests and callers see the exception types); this prints
+    ``newt-NAME: error: MESSAGE`` on stderr and returns ``2`` instead of a traceback.
+
+    Examples:
+        >>> def main(argv):
+        ...     raise FileNotFoundError("--demos: demos/ does not exist")
+        >>> cli(main, "bc", [])
+        2
+    """
+    from torchrl_newt.data import DemoTaskError
+    from torchrl_newt.envs import MissingDependencyError, UnknownTaskError
+
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except (UnknownTaskError, DemoTaskError, MissingDependencyError, ValueError, FileNotFoundError) as err:
+        print(f"newt-{name}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def batches_for(frames: int, frames_per_batch: int) -> int:

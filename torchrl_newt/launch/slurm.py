@@ -545,3 +545,285 @@ def collect_results(
                 raise
             logger.error("task %s (job %s) failed: %s", task, job.job_id, err)
     return results
+
+
+# ---------------------------------------------------------------------------------------- demonstrations
+class MissingExpertError(FileNotFoundError):
+    """Demo generation was asked for tasks whose expert run has no usable checkpoint.
+
+    Attributes:
+        tasks: the tasks without an expert checkpoint (or, with ``require_finished``, without a
+            finished expert run).
+    """
+
+    def __init__(self, message: str, tasks: Sequence[str]) -> None:
+        super().__init__(message)
+        self.tasks = list(tasks)
+
+
+def expert_checkpoint(experts_root: str | os.PathLike, task: str) -> Path:
+    """Where stage 1 leaves ``task``'s expert: ``task_dir(experts_root, task)/checkpoint.pt``.
+
+    Examples:
+        >>> expert_checkpoint("runs/experts", "walker-walk").as_posix()
+        'runs/experts/walker-walk/checkpoint.pt'
+    """
+    return task_dir(experts_root, task) / CHECKPOINT_FILE
+
+
+def demo_path(demos_dir: str | os.PathLike, task: str) -> Path:
+    """The demo file ``python -m torchrl_newt.demos generate --out DEMOS_DIR`` writes for ``task``
+    (Newt's layout: the file name is the task name, which :func:`~torchrl_newt.data.demos.load_demos`
+    maps back to the task).
+
+    Examples:
+        >>> demo_path("runs/demos", "walker-walk").as_posix()
+        'runs/demos/walker-walk.pt'
+    """
+    return Path(demos_dir) / f"{task}.pt"
+
+
+def _demo_job_file(demos_dir: str | os.PathLike, task: str) -> Path:
+    return Path(demos_dir) / DEMO_JOBS_DIR / f"{task_dir('', task).name}.json"
+
+
+def _check_experts(experts_root: str | os.PathLike, tasks: Sequence[str], require_finished: bool) -> None:
+    """Raise :class:`MissingExpertError` naming every task whose expert is not usable."""
+    missing = [t for t in tasks if not expert_checkpoint(experts_root, t).is_file()]
+    unfinished = [t for t in tasks if t not in missing and require_finished
+                  and read_result(task_dir(experts_root, t)) is None]
+    if not missing and not unfinished:
+        return
+    lines = []
+    if missing:
+        lines.append(f"no expert checkpoint for {', '.join(missing)} (looked for "
+                     f"{', '.join(str(expert_checkpoint(experts_root, t)) for t in missing[:3])}"
+                     f"{', ...' if len(missing) > 3 else ''})")
+    if unfinished:
+        lines.append(f"the expert run of {', '.join(unfinished)} has not finished (no {RESULT_FILE} in "
+                     f"{task_dir(experts_root, unfinished[0])}{', ...' if len(unfinished) > 1 else ''})")
+    raise MissingExpertError(
+        "; ".join(lines) + ". Train the experts first (stage 1: examples/slurm_array.py --root "
+        f"{experts_root}), or leave these tasks out (skip_missing=True / --skip-missing).",
+        missing + unfinished,
+    )
+
+
+class DemoJob(_Checkpointable):
+    """One task's demonstrations from its expert: the submitit callable of :func:`submit_demo_array`.
+
+    Calling it with a task (inside the job) imports ``imports``, registers ``custom_tasks``, then
+    runs ``python -m torchrl_newt.demos generate --checkpoint EXPERTS_ROOT/<task>/checkpoint.pt
+    --task TASK --num-demos N --out DEMOS_DIR`` (:func:`torchrl_newt.demos.main`) with ``argv``
+    appended (seed, ``--max-attempts``, planner overrides, ``--device``...). The demo file is
+    written atomically once all ``N`` demos are accepted, so a run killed half-way leaves nothing;
+    if ``DEMOS_DIR/<task>.pt`` exists the call returns without generating (a requeued element
+    whose file was written never plans twice). On time-out or preemption submitit requeues the
+    element, which starts the task's generation again.
+
+    Args:
+        experts_root: the stage-1 root (each expert in ``EXPERTS_ROOT/<task>/``).
+        demos_dir: the folder of the demo files.
+        num_demos: accepted demonstrations per task.
+        argv: extra ``torchrl_newt.demos generate`` options shared by all tasks.
+
+    Keyword Args:
+        imports: modules imported first in the job (for example one that registers tasks).
+        custom_tasks: tasks to register in the job, ``{name: register_task kwargs}``.
+        threads: torch CPU threads; defaults to ``SLURM_CPUS_PER_TASK`` when set.
+
+    Examples:
+        >>> job = DemoJob("runs/experts", "runs/demos", 10, ["--seed", "2"])
+        >>> job.command("walker-walk")  # doctest: +NORMALIZE_WHITESPACE
+        ['generate', '--checkpoint', 'runs/experts/walker-walk/checkpoint.pt', '--task', 'walker-walk',
+         '--num-demos', '10', '--out', 'runs/demos', '--quiet', '--seed', '2']
+    """
+
+    _OWN_OPTIONS = ("--checkpoint", "--task", "--num-demos", "--out")
+
+    def __init__(
+        self,
+        experts_root: str | os.PathLike,
+        demos_dir: str | os.PathLike,
+        num_demos: int,
+        argv: Sequence[str] = (),
+        *,
+        imports: Sequence[str] = (),
+        custom_tasks: Mapping[str, Mapping[str, Any]] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if int(num_demos) < 1:
+            raise ValueError(f"num_demos must be >= 1, got {num_demos}")
+        self.experts_root = str(experts_root)
+        self.demos_dir = str(demos_dir)
+        self.num_demos = int(num_demos)
+        self.argv = [str(a) for a in argv]
+        self.imports = list(imports)
+        self.custom_tasks = {k: dict(v) for k, v in (custom_tasks or {}).items()}
+        self.threads = threads
+        for opt in self._OWN_OPTIONS:
+            if any(a == opt or a.startswith(opt + "=") for a in self.argv):
+                raise ValueError(f"DemoJob sets {opt} itself; remove it from argv")
+
+    def command(self, task: str) -> list[str]:
+        """``torchrl_newt.demos``'s argv for ``task``."""
+        argv = ["generate", "--checkpoint", expert_checkpoint(self.experts_root, task).as_posix(), "--task", task,
+                "--num-demos", str(self.num_demos), "--out", Path(self.demos_dir).as_posix()]
+        if "--quiet" not in self.argv:
+            argv.append("--quiet")  # a progress bar in a Slurm log is noise
+        return argv + self.argv
+
+    def __call__(self, task: str) -> dict:
+        """Generate ``task``'s demos (or return at once when its demo file exists).
+
+        Returns:
+            ``{"task", "path", "accepted", "attempted", "batches", "threshold", "mean_return",
+            "min_return"}``, or ``{"task", "path", "existing": True}`` for a file written before.
+
+        Raises:
+            MissingExpertError: ``EXPERTS_ROOT/<task>/checkpoint.pt`` does not exist.
+            DemoAcceptanceError: too few episodes passed Newt's acceptance rule.
+        """
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        path = demo_path(self.demos_dir, task)
+        if path.is_file():
+            logger.info("%s exists already; not generating %s's demos again", path, task)
+            return {"task": task, "path": str(path), "existing": True}
+        _setup_job_process(self.imports, self.custom_tasks, self.threads)
+        _check_experts(self.experts_root, [task], require_finished=False)
+        from torchrl_newt.demos import main as demos_main
+
+        argv = self.command(task)
+        logger.info("running python -m torchrl_newt.demos %s", " ".join(argv))
+        out = demos_main(argv)
+        report, returns = out["report"], out["demos"]["episode_reward"]
+        return {"task": task, "path": str(out["path"]), "accepted": report.accepted, "attempted": report.attempted,
+                "batches": report.batches, "threshold": float(report.threshold),
+                "mean_return": float(returns.mean()), "min_return": float(returns.min())}
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """Called by submitit on time-out/preemption: requeue this element (it starts over; a demo
+        file is only ever written whole)."""
+        import submitit
+
+        logger.warning("time-out or preemption: requeueing demo generation into %s", self.demos_dir)
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(experts_root={self.experts_root!r}, demos_dir={self.demos_dir!r}, "
+                f"num_demos={self.num_demos}, argv={self.argv})")
+
+
+def submit_demo_array(
+    config: SlurmConfig,
+    tasks: Sequence[str],
+    experts_root: str | os.PathLike,
+    demos_dir: str | os.PathLike,
+    num_demos: int,
+    argv: Sequence[str] = (),
+    *,
+    skip_missing: bool = False,
+    require_finished: bool = True,
+    **job_kwargs: Any,
+) -> tuple[dict[str, submitit.Job], dict[str, dict]]:
+    """Stage 2 of Newt's recipe: one demo-generation run per task as a Slurm array.
+
+    Element ``task`` reads ``EXPERTS_ROOT/<task>/checkpoint.pt`` (stage 1, :func:`submit_array`)
+    and writes ``DEMOS_DIR/<task>.pt`` in Newt's demo format (see :class:`DemoJob`), the folder
+    stage 3 reads (``torchrl_newt.train --demos DEMOS_DIR``). Tasks whose demo file exists are not
+    submitted again, and tasks whose recorded job (``DEMOS_DIR/.jobs/<task>.json``) is still
+    queued or running are re-attached, so re-running the command only fills gaps.
+
+    Every expert is checked before anything is submitted: a task without
+    ``EXPERTS_ROOT/<task>/checkpoint.pt`` (or, with ``require_finished``, whose expert run has
+    not written ``result.json`` yet: its checkpoint is an intermediate one) raises
+    :class:`MissingExpertError` naming the tasks, unless ``skip_missing`` leaves them out with a
+    warning.
+
+    Args:
+        config: Slurm resources of one array element (``nodes``/``tasks_per_node`` must be 1).
+        tasks: task names, one element each.
+        experts_root: the stage-1 root.
+        demos_dir: the folder of the demo files (created).
+        num_demos: accepted demonstrations per task (Newt: 10 per task; ``2 * num_demos``
+            parallel episodes per batch).
+        argv: extra ``python -m torchrl_newt.demos generate`` options for every task.
+
+    Keyword Args:
+        skip_missing: leave out (with a warning) tasks whose expert is missing instead of raising.
+        require_finished: an expert counts only once its run wrote ``result.json``.
+        **job_kwargs: forwarded to :class:`DemoJob` (``imports``, ``custom_tasks``, ``threads``).
+
+    Returns:
+        ``(jobs, finished)``: the jobs by task (new or still running), and
+        ``{"task", "path", "existing": True}`` for tasks whose demo file exists.
+
+    Raises:
+        MissingExpertError: (a ``FileNotFoundError``) experts are missing and ``skip_missing`` is off.
+        ValueError: ``num_demos < 1`` or a multi-process ``config``.
+    """
+    if config.nodes * config.tasks_per_node != 1:
+        raise ValueError("array elements are single-process runs: use nodes=1, tasks_per_node=1")
+    template = DemoJob(experts_root, demos_dir, num_demos, argv, **job_kwargs)  # checks the arguments
+    tasks = list(dict.fromkeys(tasks))
+    finished: dict[str, dict] = {}
+    jobs: dict[str, submitit.Job] = {}
+    pending: list[str] = []
+    for task in tasks:
+        path = demo_path(demos_dir, task)
+        if path.is_file():
+            finished[task] = {"task": task, "path": str(path), "existing": True}
+        elif (active := _active_job(_demo_job_file(demos_dir, task))) is not None:
+            jobs[task] = active  # submitted earlier and still queued or running: do not duplicate
+        else:
+            pending.append(task)
+    try:
+        _check_experts(experts_root, pending, require_finished)
+        todo = pending
+    except MissingExpertError as err:
+        if not skip_missing:
+            raise
+        logger.warning("%s; leaving out %d task(s)", err, len(err.tasks))
+        todo = [t for t in pending if t not in err.tasks]
+    if todo:
+        Path(demos_dir).mkdir(parents=True, exist_ok=True)
+        executor = make_executor(config)
+        submitted = executor.map_array(template, todo)
+        for task, job in zip(todo, submitted):
+            jobs[task] = job
+            _atomic_write_json({"job_id": job.job_id, "folder": str(config.folder), "cluster": executor.cluster},
+                               _demo_job_file(demos_dir, task))
+        logger.info("submitted demo array %s: %d task(s); %d running already, %d with demos already",
+                    submitted[0].job_id.split("_")[0], len(todo), len(jobs) - len(todo), len(finished))
+    else:
+        logger.info("no demos to generate: %d job(s) running, %d task(s) with demos", len(jobs), len(finished))
+    return jobs, finished
+
+
+def collect_demos(
+    jobs: Mapping[str, submitit.Job],
+    finished: Mapping[str, dict] | None = None,
+    *,
+    raise_on_error: bool = True,
+) -> dict[str, dict]:
+    """Wait for the demo jobs of :func:`submit_demo_array` and merge their reports with ``finished``.
+
+    Every returned task's demo file is checked to exist.
+
+    Args:
+        jobs: submitted jobs by task.
+        finished: reports known already (tasks whose demo file existed).
+
+    Keyword Args:
+        raise_on_error: re-raise the first failed job's error (for example a
+            :class:`~torchrl_newt.demos.DemoAcceptanceError` naming the task and its counts);
+            otherwise log it and leave the task out.
+
+    Raises:
+        FileNotFoundError: a job reported success but its demo file is not there.
+    """
+    results = collect_results(jobs, finished, raise_on_error=raise_on_error)
+    for task, report in results.items():
+        if not Path(report["path"]).is_file():
+            raise FileNotFoundError(f"the demo job of {task} finished but {report['path']} does not exist")
+    return results
