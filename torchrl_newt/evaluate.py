@@ -78,7 +78,8 @@ def evaluate(env, policy, tasks: Sequence[str], episodes: int) -> dict[str, dict
             writing ``("next", "score"|"success"|"episode_reward"|"done")``.
         policy: the policy (e.g. a :class:`~torchrl_newt.modules.TDMPC2Planner`), run under
             :class:`~torchrl.envs.utils.ExplorationType` ``DETERMINISTIC``; ``None`` for the
-            env's random actions (uniform in the action spec, masked dims zero).
+            env's random actions (uniform in the action spec; the simulators ignore the padded
+            dims a task does not have).
         tasks: the lanes' task names, in lane order.
         episodes: episodes per task (lanes run for ``episodes`` times the longest episode).
 

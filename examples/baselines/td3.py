@@ -65,10 +65,9 @@ def main(argv=None) -> dict:
     # ---------------------------------------------------------------- modules, loss, optimisers
     actor, qvalue, explore = make_td3_modules(
         len(tasks), table=task_table(tasks, args.no_language), num_cells=args.num_cells,
-        critic_cells=args.critic_cells, task_dim=args.task_dim, noise_std=args.exploration_noise)
-    actor, qvalue, explore = actor.to(device), qvalue.to(device), explore.to(device)
+        critic_cells=args.critic_cells, task_dim=args.task_dim, noise_std=args.exploration_noise, device=device)
     loss_module = TD3Loss(actor, qvalue, bounds=(-1.0, 1.0), num_qvalue_nets=2, policy_noise=args.policy_noise,
-                          noise_clip=args.noise_clip, loss_function="l2")
+                          noise_clip=args.noise_clip, loss_function="l2").to(device)
     loss_module.make_value_estimator(gamma=args.gamma)
     target_updater = SoftUpdate(loss_module, tau=args.tau)
     actor_optim = torch.optim.Adam(loss_module.actor_network_params.values(True, True), lr=args.actor_lr)

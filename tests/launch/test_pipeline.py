@@ -209,15 +209,17 @@ def test_three_stage_pipeline_on_slurm(slurm_cluster, tmp_path, monkeypatch, cap
         assert ckpt["trainer"]["pretrain_updates"] == 4 and ckpt["args"]["demos"] == [str(demos)]
         assert read_result(newt) == result
 
-        # the one-command pipeline over the same folders: every stage finds its outputs and skips
-        t0 = time.monotonic()
-        rerun = _example("slurm_pipeline").main(
-            ["--tasks", ",".join(tasks), "--root", str(root), "--num-demos", "2", "--pretrain-updates", "4",
-             "--cluster", "slurm", "--cpus-per-task", "1", "--import", TASK_MODULE, "--job-name", prefix,
-             "--folder", str(tmp_path / "submitit" / "%j"), "--expert-time", "10", "--demo-time", "10",
-             "--train-time", "10"])
-        durations["pipeline rerun"] = time.monotonic() - t0
-        assert rerun == result
+    # the one-command pipeline over the same folders: every stage finds its outputs and skips (stages 1
+    # and 2 submit nothing; stage 3's job returns the run's result.json: run in-process, ``debug``, to
+    # spare this loaded machine another job start)
+    t0 = time.monotonic()
+    rerun = _example("slurm_pipeline").main(
+        ["--tasks", ",".join(tasks), "--root", str(root), "--num-demos", "2", "--pretrain-updates", "4",
+         "--cluster", "debug", "--cpus-per-task", "1", "--import", TASK_MODULE, "--job-name", prefix,
+         "--folder", str(tmp_path / "submitit" / "%j"), "--expert-time", "10", "--demo-time", "10",
+         "--train-time", "10"])
+    durations["pipeline rerun"] = time.monotonic() - t0
+    assert rerun == result
     assert "nothing to submit" in caplog.text and "no demos to generate" in caplog.text
     with capsys.disabled():
         print("\nstage durations: " + ", ".join(f"{k} {v:.0f}s" for k, v in durations.items()))

@@ -243,7 +243,8 @@ class BaselineRun:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(out_dir, (CHECKPOINT, "final_scores.json"))
         logger = make_logger(args, out_dir, 0, 0)
-        eval_env = make_env(tasks, seed=args.seed + 10_000, parallel=args.parallel_envs)
+        # on the training device: run_episodes hands the env's tensors straight to the policy
+        eval_env = make_env(tasks, seed=args.seed + 10_000, parallel=args.parallel_envs, device=device)
         log.info("%s on %d tasks (%s) on %s", name, len(tasks), ", ".join(tasks[:8]) + (" ..." if len(tasks) > 8 else ""),
                  device)
         return cls(name, args, tasks, device, out_dir, logger, eval_env, time.time())

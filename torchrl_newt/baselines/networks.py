@@ -360,6 +360,7 @@ def make_td3_modules(
     critic_cells: Sequence[int] | None = None,
     task_dim: int = 64,
     noise_std: float = 0.1,
+    device: torch.device | str | None = None,
 ) -> tuple[TensorDictModule, ValueOperator, TensorDictSequential]:
     """TD3's deterministic actor, its Q-function and the exploration policy.
 
@@ -369,7 +370,7 @@ def make_td3_modules(
         the MLP, so the target policy smoothing noise :class:`~torchrl.objectives.TD3Loss` adds to
         them is ignored) and writes ``"state_action_value"``; ``explore`` is ``actor``, TorchRL's
         :class:`~torchrl.modules.AdditiveGaussianModule` (``noise_std``, active under
-        ``ExplorationType.RANDOM``) and :class:`ApplyActionMask`.
+        ``ExplorationType.RANDOM``) and :class:`ApplyActionMask`, all on ``device``.
 
     Examples:
         >>> from tensordict import TensorDict
@@ -391,9 +392,10 @@ def make_td3_modules(
         out_keys=["state_action_value"],
     )
     noise = AdditiveGaussianModule(
-        Bounded(-1.0, 1.0, shape=(action_dim,)), sigma_init=1.0, sigma_end=1.0, std=noise_std,
+        Bounded(-1.0, 1.0, shape=(action_dim,), device=device), sigma_init=1.0, sigma_end=1.0, std=noise_std,
+        device=device,
     )
     explore = TensorDictSequential(
         actor, noise, TensorDictModule(ApplyActionMask(), in_keys=["action", "action_mask"], out_keys=["action"])
-    )
-    return actor, qvalue, explore
+    ).to(device if device is not None else "cpu")
+    return actor, qvalue.to(device if device is not None else "cpu"), explore
