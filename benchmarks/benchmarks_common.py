@@ -25,3 +25,29 @@ def device_label(device: torch.device | str | None = None) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_name()}, {torch.get_num_threads()} threads"
+
+
+def plot_curves(curves: dict[str, dict[int, float]], path: Path, title: str, xlabel: str = "env steps",
+                hlines: dict[str, float] | None = None) -> None:
+    """Score curves (``{label: {x: score}}``) and dashed reference levels (``{label: score}``) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, curve in curves.items():
+        xs = sorted(curve)
+        ax.plot(xs, [curve[x] for x in xs], marker="o", label=label)
+    for label, level in (hlines or {}).items():
+        ax.axhline(level, color="gray", ls="--", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("score")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmarks_common import device_label  # noqa: E402
+from benchmarks_common import device_label, plot_curves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -140,25 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _plot(fin: dict, scr: dict, task: str, device: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, curve in (("finetune from multitask checkpoint", fin), ("from scratch", scr)):
-        xs = sorted(curve)
-        ax.plot(xs, [curve[x] for x in xs], marker="o", label=label)
-    ax.set_xlabel("env steps on the held-out task")
-    ax.set_ylabel("score")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{task} ({device})", fontsize=9)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
+    plot_curves({"finetune from multitask checkpoint": fin, "from scratch": scr}, path, f"{task} ({device})",
+                xlabel="env steps on the held-out task")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl_newt.envs import get_task, make_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmarks_common import device_label  # noqa: E402
+from benchmarks_common import device_label, plot_curves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -102,24 +102,8 @@ def main() -> None:
 
 
 def _plot(history, task, rand, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([h["frames"] for h in history], [h["results"][task]["score"] for h in history], marker="o", label="TD-MPC2 (torchrl_newt)")
-    ax.axhline(rand, color="gray", ls="--", label="random policy")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("score")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(task)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
+    plot_curves({"TD-MPC2 (torchrl_newt)": {h["frames"]: h["results"][task]["score"] for h in history}}, path,
+                task, hlines={"random policy": rand})
 
 
 if __name__ == "__main__":
