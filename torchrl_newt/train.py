@@ -84,11 +84,11 @@ __all__ = ["Agent", "DEFAULT_TASKS", "build_parser", "main", "parse_args", "reso
 log = logging.getLogger("newt")
 
 #: The embedded default soup: DMControl tasks with 1, 2, 2 and 6 action dimensions.
-DEFAULT_TASKS = ("cartpole-balance", "reacher-easy", "finger-spin", "walker-stand")
+DEFAULT_TASKS = ("cartpole-swingup", "reacher-easy", "mujoco-reacher", "walker-stand")
 #: env steps per lane in each collector batch
 STEPS_PER_BATCH = 10
 #: planner settings (iterations, samples, elites, prior trajectories) when not given on the command line
-PLANNER_DEFAULTS = {"cuda": (6, 512, 64, 24), "cpu": (4, 128, 16, 8)}
+PLANNER_DEFAULTS = {"cuda": (6, 512, 64, 24), "cpu": (3, 96, 12, 6)}
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("tasks and run")
     g.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
                    help="comma-separated task names (held-out tasks too), 'mmbench' (all 200), or 'domain:NAME'")
-    g.add_argument("--frames", type=_positive(), default=14_000, help="total env steps (all lanes together)")
+    g.add_argument("--frames", type=_positive(), default=8_000, help="total env steps (all lanes together)")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--device", default="auto", help="training device: auto, cpu, cuda, cuda:1...")
     g.add_argument("--parallel-envs", action="store_true", help="step lanes in worker processes")
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--enc-lr-scale", type=float, default=0.3)
     g.add_argument("--grad-clip", type=_positive(float), default=20.0)
     g.add_argument("--tau", type=float, default=0.01)
-    g.add_argument("--utd", type=float, default=0.1, help="updates per env step (Newt: 0.075)")
+    g.add_argument("--utd", type=float, default=0.15, help="updates per env step (Newt: 0.075)")
     g.add_argument("--seed-episodes", type=int, default=1, help="random-action episodes per task (Newt: 5)")
     g.add_argument("--replay-capacity", type=_positive(), default=1_000_000)
     g.add_argument("--sampling", default="uniform", choices=["uniform", "balanced", "prioritized"])
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pi-bc-coef", type=float, default=1.0,
                    help="weight of the policy prior's BC term on replay actions (Newt: 1; 0 gives TD-MPC2's prior)")
     g = p.add_argument_group("planner (defaults: Newt's 6 x 512 / 64 elites / 24 prior trajectories on GPU; "
-                             "a lighter 4 x 128 / 16 / 8 on CPU so the embedded default fits in ~15 min)")
+                             "a lighter 3 x 96 / 12 / 6 on CPU so the embedded default fits in ~15 min)")
     g.add_argument("--plan-iterations", type=_positive(), default=None)
     g.add_argument("--plan-samples", type=_positive(), default=None)
     g.add_argument("--plan-elites", type=_positive(), default=None)
@@ -170,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrain-updates", type=int, default=0, help="BC + world-model updates on demos before RL")
     g.add_argument("--warmup-updates", type=int, default=5_000, help="linear LR warm-up of pretraining")
     g = p.add_argument_group("evaluation, logging, checkpoints")
-    g.add_argument("--eval-every", type=_positive(), default=7_000, help="frames between evaluations")
-    g.add_argument("--eval-episodes", type=_positive(), default=1, help="deterministic episodes per task")
+    g.add_argument("--eval-every", type=_positive(), default=2_000, help="frames between evaluations")
+    g.add_argument("--eval-episodes", type=_positive(), default=2, help="deterministic episodes per task")
     g.add_argument("--random-episodes", type=int, default=5,
                    help="episodes per task of uniform random actions, on the final evaluation's seeds, for the "
                         "table's 'random' column (0: no random column)")

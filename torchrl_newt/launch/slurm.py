@@ -745,7 +745,7 @@ def submit_demo_array(
         tasks: task names, one element each.
         experts_root: the stage-1 root.
         demos_dir: the folder of the demo files (created).
-        num_demos: accepted demonstrations per task (Newt: 10 per task; ``2 * num_demos``
+        num_demos: accepted demonstrations per task (``2 * num_demos``
             parallel episodes per batch).
         argv: extra ``python -m torchrl_newt.demos generate`` options for every task.
 
