@@ -237,3 +237,24 @@ def test_frames_must_be_positive(name, frames, bc, ppo, td3, tmp_path, capsys):
     assert err.value.code == 2
     assert f"--frames: must be positive, got {frames}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_bc_reads_newt_files_of_different_widths(bc, tmp_path):
+    """Newt's demo files store each task unpadded (its own observation and action widths)."""
+    from tensordict import TensorDict
+
+    demo_dir = tmp_path / "newt-demos"
+    demo_dir.mkdir()
+    steps = 10
+    for task in TASKS:
+        spec = get_task(task)
+        rows = steps + 1
+        action = torch.full((rows, spec.action_dim), 0.25)
+        reward = torch.zeros(rows)
+        action[0], reward[0] = float("nan"), float("nan")
+        torch.save(TensorDict({"obs": torch.randn(rows, spec.obs_dim), "action": action, "reward": reward,
+                               "episode": torch.zeros(rows, dtype=torch.long)}, [rows]), demo_dir / f"{task}.pt")
+    assert len({get_task(t).obs_dim for t in TASKS}) == 2  # the widths differ
+    result = bc.main([*TINY, "--demos", str(demo_dir), "--frames", "32", "--batch-size", "16",
+                      "--output-dir", str(tmp_path / "bc"), "--logger", "none"])
+    assert result["state"]["demo_transitions"] == len(TASKS) * steps

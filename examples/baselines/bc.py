@@ -56,7 +56,8 @@ def demo_files(paths: list[str]) -> list[Path]:
 
 def load_transitions(paths: list[str], tasks: list[str]):
     """All demonstrated steps of ``tasks`` as a flat ``TensorDict``; every task must have demos."""
-    demos = load_demos(demo_files(paths), tasks)
+    # padded to the env's widths (128 / 16), so files of tasks with different sizes (Newt's) load together
+    demos = load_demos(demo_files(paths), tasks, obs_pad=128, action_pad=16)
     have = set(demos["task"].tolist())
     missing = [t for i, t in enumerate(tasks) if i not in have]
     if missing:
