@@ -39,8 +39,9 @@ def plot_curves(curves: dict[str, dict[int, float]], path: Path, title: str, xla
     for label, curve in curves.items():
         xs = sorted(curve)
         ax.plot(xs, [curve[x] for x in xs], marker="o", label=label)
-    for label, level in (hlines or {}).items():
-        ax.axhline(level, color="gray", ls="--", label=label)
+    for (label, level), (color, style) in zip((hlines or {}).items(),
+                                              [("gray", "--"), ("tab:purple", ":"), ("tab:brown", "-.")] * 3):
+        ax.axhline(level, color=color, ls=style, lw=1.5, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("score")
     ax.set_ylim(-0.02, 1.02)
