@@ -21,11 +21,16 @@ submits what is missing. Every expert is checked before anything is submitted: a
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
-from torchrl_newt.launch.slurm import SlurmConfig, collect_demos, submit_demo_array
+from torchrl_newt.launch.slurm import (
+    add_array_options,
+    array_config,
+    collect_demos,
+    split_passthrough,
+    submit_demo_array,
+)
 from torchrl_newt.train import resolve_tasks
 
 
@@ -39,35 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-missing", action="store_true", help="leave out tasks without an expert instead of failing")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="use an expert's latest checkpoint even if its run has not finished (no result.json)")
-    p.add_argument("--folder", default="slurm_logs/%j", help="submitit's job folder (%%j: job id)")
-    p.add_argument("--partition", default=None)
-    p.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per element")
-    p.add_argument("--cpus-per-task", type=int, default=None)
-    p.add_argument("--mem-gb", type=float, default=None)
-    p.add_argument("--time", type=int, default=120, help="time limit per element in minutes")
-    p.add_argument("--parallelism", type=int, default=32, help="array elements running at once")
-    p.add_argument("--signal-delay", type=int, default=120)
-    p.add_argument("--job-name", default="newt-demos")
-    p.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"], help="default: auto")
-    p.add_argument("--import", dest="imports", action="append", default=[],
-                   help="module imported first, here and in the jobs (e.g. one registering custom tasks)")
-    p.add_argument("--no-wait", action="store_true", help="submit and exit (re-run later to collect)")
-    return p
+    return add_array_options(p, time_min=120, job_name="newt-demos")
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    argv = sys.argv[1:] if argv is None else argv
-    ours, demo_argv = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, demo_argv = split_passthrough(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(ours)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for module in args.imports:  # here too: custom tasks must resolve before submission
-        importlib.import_module(module)
-    config = SlurmConfig(
-        folder=args.folder, partition=args.partition, gpus_per_node=args.gpus_per_node,
-        cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, timeout_min=args.time,
-        array_parallelism=args.parallelism, signal_delay_s=args.signal_delay, job_name=args.job_name,
-        cluster=args.cluster,
-    )
+    config = array_config(args)
     tasks = resolve_tasks(args.tasks)
     jobs, finished = submit_demo_array(config, tasks, args.experts, args.out, args.num_demos, demo_argv,
                                        skip_missing=args.skip_missing, require_finished=not args.allow_unfinished,

@@ -56,6 +56,8 @@ __all__ = [
     "RESULT_FILE",
     "SlurmConfig",
     "TrainJob",
+    "add_array_options",
+    "array_config",
     "collect_demos",
     "collect_results",
     "demo_path",
@@ -63,6 +65,7 @@ __all__ = [
     "load_entry_point",
     "make_executor",
     "read_result",
+    "split_passthrough",
     "submit_array",
     "submit_demo_array",
     "submit_training",
@@ -827,3 +830,59 @@ def collect_demos(
         if not Path(report["path"]).is_file():
             raise FileNotFoundError(f"the demo job of {task} finished but {report['path']} does not exist")
     return results
+
+
+# ---------------------------------------------------------------------------------------- array CLIs
+def add_array_options(parser: Any, *, time_min: int, job_name: str) -> Any:
+    """Add the Slurm options every array command shares (``examples/slurm_array.py``,
+    ``examples/slurm_demos.py``) to an :class:`argparse.ArgumentParser`; read them back with
+    :func:`array_config`.
+
+    Examples:
+        >>> import argparse
+        >>> p = add_array_options(argparse.ArgumentParser(), time_min=30, job_name="x")
+        >>> array_config(p.parse_args(["--cluster", "debug", "--parallelism", "4"])).array_parallelism
+        4
+    """
+    parser.add_argument("--folder", default="slurm_logs/%j", help="submitit's job folder (%%j: job id)")
+    parser.add_argument("--partition", default=None)
+    parser.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per array element")
+    parser.add_argument("--cpus-per-task", type=int, default=None)
+    parser.add_argument("--mem-gb", type=float, default=None)
+    parser.add_argument("--time", type=int, default=time_min,
+                        help="time limit per element in minutes (elements requeue themselves)")
+    parser.add_argument("--parallelism", type=int, default=32, help="array elements running at once")
+    parser.add_argument("--signal-delay", type=int, default=120)
+    parser.add_argument("--job-name", default=job_name)
+    parser.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"], help="default: auto")
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        help="module imported first, here and in the jobs (e.g. one registering custom tasks)")
+    parser.add_argument("--no-wait", action="store_true", help="submit and exit (re-run later to collect)")
+    return parser
+
+
+def array_config(args: Any) -> SlurmConfig:
+    """The :class:`SlurmConfig` of options added by :func:`add_array_options`; also imports the
+    ``--import`` modules here (custom tasks must resolve before submission)."""
+    for module in args.imports:
+        importlib.import_module(module)
+    return SlurmConfig(
+        folder=args.folder, partition=args.partition, gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, timeout_min=args.time,
+        array_parallelism=args.parallelism, signal_delay_s=args.signal_delay, job_name=args.job_name,
+        cluster=args.cluster,
+    )
+
+
+def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(ours, theirs)``: the options before ``--`` and those after it (passed on to the jobs).
+
+    Examples:
+        >>> split_passthrough(["--tasks", "a", "--", "--frames", "10"])
+        (['--tasks', 'a'], ['--frames', '10'])
+    """
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
