@@ -9,7 +9,7 @@ weights). Reports env frames/s and updates/s of each run, from the runs' own ``f
 (``frames``, ``updates``, ``wall_s``: evaluation included), and writes
 ``benchmarks/results/rgb_training_<device>.md``.
 
-    python benchmarks/rgb_training.py                          # CPU: mujoco-reacher (50-step episodes), 600 frames
+    python benchmarks/rgb_training.py                          # CPU: mujoco-reacher (50-step episodes), 100 frames
     python benchmarks/rgb_training.py --device cuda --frames 20000 --tasks walker-walk,cheetah-run,cup-catch
 """
 
@@ -33,7 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", default="mujoco-reacher")
-    p.add_argument("--frames", type=int, default=600)
+    p.add_argument("--frames", type=int, default=100)
     p.add_argument("--utd", type=float, default=0.1)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
