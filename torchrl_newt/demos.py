@@ -546,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """
     from torchrl_newt.data.demos import save_demos
     from torchrl_newt.envs import require_installed
-    from torchrl_newt.evaluate import _check_writable_dir, _resolve_device, video_backend
+    from torchrl_newt.evaluate import check_writable_dir, resolve_device, video_backend
 
     args = build_parser().parse_args(None if argv is None else list(argv))
     if not logging.getLogger().handlers:
@@ -561,12 +561,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     get_task(args.task)  # UnknownTaskError with close matches
-    out = _check_writable_dir(args.out, "--out")
+    out = check_writable_dir(args.out, "--out")
     if args.video:
         video_backend()
-        _check_writable_dir(args.video, "--video")
+        check_writable_dir(args.video, "--video")
     require_installed([args.task])
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     path = out / f"{args.task}.pt"
     if path.exists():
         logger.warning("%s exists and will be replaced once the new demos are accepted", path)

@@ -54,7 +54,9 @@ __all__ = [
     "main",
     "mmbench_score",
     "planner_settings",
+    "resolve_device",
     "resolve_tasks",
+    "check_writable_dir",
     "run_episodes",
     "video_backend",
     "write_final_scores",
@@ -343,7 +345,7 @@ def video_backend() -> str:
     )
 
 
-def _check_writable_dir(folder: str | os.PathLike, what: str) -> Path:
+def check_writable_dir(folder: str | os.PathLike, what: str) -> Path:
     path = Path(folder)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -385,7 +387,7 @@ class VideoRecorder:
         fmt = fmt or video_backend()
         if fmt not in ("mp4", "gif"):
             raise ValueError(f"unknown video format {fmt!r}; choose 'mp4' or 'gif'")
-        self.folder = _check_writable_dir(folder, "--video")
+        self.folder = check_writable_dir(folder, "--video")
         self.tasks, self.fps, self.fmt = list(tasks), int(fps), fmt
         self._writers: dict[int, Any] = {}
         self._frames: dict[int, list] = defaultdict(list)
@@ -476,6 +478,11 @@ def resolve_tasks(spec: str) -> list[str]:
         ['walker-walk', 'cheetah-run']
         >>> len(resolve_tasks("mmbench")), resolve_tasks("domain:mujoco")[:2]
         (200, ['mujoco-ant', 'mujoco-halfcheetah'])
+        >>> try:
+        ...     resolve_tasks("walker-walk,walker-walk")
+        ... except ValueError as err:
+        ...     print(err)
+        --tasks lists walker-walk twice
     """
     from torchrl_newt.envs import list_tasks
 
@@ -491,8 +498,9 @@ def resolve_tasks(spec: str) -> list[str]:
         raise ValueError("--tasks is empty")
     for name in names:
         get_task(name)  # raises UnknownTaskError with close matches
-    if len(set(names)) != len(names):
-        raise ValueError(f"--tasks lists a task twice: {names}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"--tasks lists {', '.join(twice)} twice")
     return names
 
 
@@ -764,7 +772,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """The ``--device`` option of every runner: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda:1"``...
+
+    Raises:
+        ValueError: CUDA was requested but is not available.
+
+    Examples:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+        >>> resolve_device("auto").type in ("cpu", "cuda")
+        True
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -805,8 +824,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     tasks = resolve_tasks(args.tasks)
     video_fmt = video_backend() if args.video else None
     if args.video:
-        _check_writable_dir(args.video, "--video")
-    device = _resolve_device(args.device)
+        check_writable_dir(args.video, "--video")
+    device = resolve_device(args.device)
     t0 = time.time()
 
     loaded = load_world_model(args.checkpoint, map_location="cpu")
@@ -829,10 +848,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                   else train_args or {})
     backbone = None
     if train_args.get("obs") == "rgb":  # the state, then the frozen DINOv2 features of the frames
-        from torchrl_newt.modules.vision import DEFAULT_DINOV2_MODEL, DINOV2_PATH_ENV, load_dinov2
+        from torchrl_newt.modules.vision import DEFAULT_DINOV2_MODEL, load_dinov2
 
-        backbone = load_dinov2(args.vision_model or train_args.get("vision_model") or os.environ.get(DINOV2_PATH_ENV)
-                               or DEFAULT_DINOV2_MODEL, device=device)
+        # the default id honours $TORCHRL_NEWT_DINOV2_PATH (load_dinov2)
+        backbone = load_dinov2(args.vision_model or train_args.get("vision_model") or DEFAULT_DINOV2_MODEL,
+                               device=device)
     feature_dim = backbone.config.hidden_size if backbone is not None else 0
     size = args.video_size if backbone is None else 224  # the image features are those of 224 px frames
     env_kwargs = {"frame_size": (size, size)} if args.video else {}

@@ -52,13 +52,15 @@ from torchrl_newt.checkpoint import (
     set_rng_state,
 )
 from torchrl_newt.data import MixedReplayBuffer, MultitaskReplayBuffer, add_demos, load_demos
-from torchrl_newt.envs import MissingDependencyError, TaskSet, get_task, list_tasks, make_env
+from torchrl_newt.envs import MissingDependencyError, TaskSet, get_task, make_env
 from torchrl_newt.evaluate import (
     domain_scores,
     evaluate,
     format_table,
     learning_summary,
     mmbench_score,
+    resolve_device,
+    resolve_tasks,
     write_final_scores,
 )
 from torchrl_newt.launch import (
@@ -212,48 +214,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def resolve_tasks(spec: str) -> list[str]:
-    """Task names from the ``--tasks`` option (unknown names raise with close matches).
-
-    Examples:
-        >>> resolve_tasks("walker-walk,cartpole-swingup")
-        ['walker-walk', 'cartpole-swingup']
-        >>> try:
-        ...     resolve_tasks("walker-walk,walker-walk")
-        ... except ValueError as err:
-        ...     print(err)
-        --tasks lists walker-walk twice
-    """
-    if spec == "mmbench":
-        return list_tasks()
-    if spec.startswith("domain:"):
-        return list_tasks(spec.split(":", 1)[1])
-    names = [t.strip() for t in spec.split(",") if t.strip()]
-    if not names:
-        raise ValueError("--tasks is empty")
-    for n in names:
-        get_task(n)  # raises with close matches
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ValueError(f"--tasks lists {', '.join(twice)} twice")
-    return names
-
-
 def resolve_planner_args(args, device: torch.device) -> None:
     """Fill unset planner options with the device's defaults (Newt's on GPU, lighter on CPU)."""
     defaults = PLANNER_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
     for name, value in zip(("plan_iterations", "plan_samples", "plan_elites", "plan_pi_trajs"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but CUDA is not available")
-    return device
 
 
 def task_table(args, tasks: list[str], device: torch.device) -> torch.Tensor | None:
@@ -421,15 +387,14 @@ def build_env(tasks: TaskSet, ctx: DistributedContext, seed: int, parallel: bool
 
 
 def load_vision_backbone(args, device: torch.device):
-    """The frozen DINOv2 of ``--obs rgb`` (``None`` for state observations); never downloads."""
+    """The frozen DINOv2 of ``--obs rgb`` (``None`` for state observations); never downloads.
+    The default id honours ``$TORCHRL_NEWT_DINOV2_PATH`` (:func:`~torchrl_newt.modules.vision.load_dinov2`)."""
     if args.obs != "rgb":
         return None
-    from torchrl_newt.modules.vision import DEFAULT_DINOV2_MODEL, DINOV2_PATH_ENV, load_dinov2
+    from torchrl_newt.modules.vision import DEFAULT_DINOV2_MODEL, load_dinov2
 
-    backbone = load_dinov2(args.vision_model or os.environ.get(DINOV2_PATH_ENV) or DEFAULT_DINOV2_MODEL,
-                           device=device)
-    log.info("--obs rgb: frozen DINOv2 (%d-d CLS features) from %s", backbone.config.hidden_size,
-             args.vision_model or os.environ.get(DINOV2_PATH_ENV) or DEFAULT_DINOV2_MODEL)
+    backbone = load_dinov2(args.vision_model or DEFAULT_DINOV2_MODEL, device=device)
+    log.info("--obs rgb: frozen DINOv2 (%d-d CLS features)", backbone.config.hidden_size)
     return backbone
 
 
