@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> Path:
     lines = [
         f"# The main job's default ({device_label()})",
         "",
-        f"`python examples/newt_mmbench.py {' '.join(extra)}`".replace(" `", "`"),
+        f"`{' '.join(['python examples/newt_mmbench.py', *extra])}`",
         "",
         f"{final['frames']:,} env steps, {final['updates']:,} updates; training loop {final['wall_s'] / 60:.1f} min"
         + (f", whole command (start-up and final random episodes included) {wall / 60:.1f} min" if wall else "")

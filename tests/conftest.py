@@ -20,3 +20,12 @@ def shared_dir() -> Path:
     if not (SHARED / "mmbench" / "tasks.json").exists():
         pytest.skip("../shared/mmbench is not present on this machine")
     return SHARED
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (planner-heavy CLI tests are faster and steadier), then restore."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

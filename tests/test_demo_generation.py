@@ -54,11 +54,8 @@ def multitask_ckpt(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # every test here (tests/conftest.py)
     yield
-    torch.set_num_threads(threads)
 
 
 def cli(ckpt, out, task=TASK, num_demos=2, *extra):

@@ -55,11 +55,8 @@ def ckpt(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # every test here (tests/conftest.py)
     yield
-    torch.set_num_threads(threads)
 
 
 def run_cli(ckpt, tmp_path, *extra):
