@@ -346,6 +346,22 @@ def video_backend() -> str:
 
 
 def check_writable_dir(folder: str | os.PathLike, what: str) -> Path:
+    """Create ``folder`` if needed and check a file can be written there, before any long work.
+
+    Raises:
+        ValueError: naming the option ``what`` and the folder, when it cannot be written.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     check_writable_dir(f"{d}/videos", "--video").is_dir()
+        True
+        >>> try:
+        ...     check_writable_dir("/proc/no-such-dir", "--out")
+        ... except ValueError as err:
+        ...     print(str(err).split(":")[0])
+        --out '/proc/no-such-dir'
+    """
     path = Path(folder)
     try:
         path.mkdir(parents=True, exist_ok=True)
