@@ -15,7 +15,6 @@ Prints a table and writes ``benchmarks/results/throughput_<device>.md``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import sys
 import time
@@ -25,7 +24,10 @@ import torch
 from tensordict import TensorDict
 from torchrl_newt.trainer import NewtTrainer
 
+from torchrl_newt.envs import TaskSet
 from torchrl_newt.modules import NewtWorldModel, TDMPC2Planner
+from torchrl_newt.objectives import TDMPC2ActorLoss, TDMPC2WorldModelLoss
+from torchrl_newt.recipe import parse_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmarks_common import device_label  # noqa: E402
@@ -39,13 +41,6 @@ REFERENCE_CPU = {
     ("S", "plan", 1): 237.0, ("S", "plan", 4): 646.0, ("S", "plan", 200): 53_000.0,
     ("B", "plan", 1): 433.0, ("B", "plan", 4): 1326.0, ("B", "plan", 200): 115_000.0,
 }
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("newt_mmbench", ROOT / "examples" / "newt_mmbench.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _sync(device: torch.device) -> None:
@@ -69,12 +64,13 @@ def _timeit(fn, device, min_reps: int = 3, min_time: float = 2.0, warmup: int = 
 
 
 def bench_update(size: str, batch: int, device: torch.device, compile_mode: str | None) -> float:
-    ex = _example()
-    args = ex.build_parser().parse_args(["--size", size])
-    ex.resolve_planner_args(args, device)
+    args = parse_args(["--size", size])  # the main job's defaults
     tasks = ["cartpole-balance", "reacher-easy", "walker-walk", "cheetah-run"]  # action dims 1, 2, 6, 6
-    agent = ex.Agent(args, tasks, device, torch.randn(len(tasks), 512))
-    trainer = NewtTrainer(agent.world_model, agent.wm_loss, agent.actor_loss, lr=args.lr,
+    wm = NewtWorldModel(128, 16, size=size, task_embeddings=torch.randn(len(tasks), 512)).to(device)
+    discount = TaskSet.resolve(tasks).discount.to(device)
+    wm_loss = TDMPC2WorldModelLoss(wm, discount=discount, entropy_coef=args.entropy_coef).to(device)
+    actor_loss = TDMPC2ActorLoss(wm, entropy_coef=args.entropy_coef, bc_coef=args.pi_bc_coef).to(device)
+    trainer = NewtTrainer(wm, wm_loss, actor_loss, lr=args.lr,
                           enc_lr_scale=args.enc_lr_scale, grad_clip=args.grad_clip, tau=args.tau)
     update = trainer.update
     if compile_mode is not None:

@@ -105,12 +105,29 @@ def test_one_full_update_from_replay():
 
 
 def _load_example():
-    """The example script (a thin front of ``torchrl_newt.train``, whose ``main`` it exports)."""
+    """The example script, loaded from its path as a user runs it."""
     path = Path(__file__).resolve().parents[1] / "examples" / "newt_mmbench.py"
     spec = importlib.util.spec_from_file_location("newt_mmbench", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def test_packaged_entry_point_is_the_example_composition():
+    """``python -m torchrl_newt.train`` and the Slurm launchers run exactly the example's program
+    (the package ships the example file as ``torchrl_newt.train``), and the example composes the
+    library pieces itself within about 300 lines."""
+    import torchrl_newt.train as train
+    from torchrl_newt.launch.slurm import DEFAULT_ENTRY_POINT
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "newt_mmbench.py"
+    assert Path(train.__file__).read_text() == example.read_text()
+    assert DEFAULT_ENTRY_POINT == "torchrl_newt.train:main"
+    source = example.read_text()
+    assert len(source.splitlines()) <= 300
+    for piece in ("build_env(", "Collector(", "MultitaskReplayBuffer(", "TDMPC2WorldModelLoss(", "TDMPC2ActorLoss(",
+                  "TDMPC2Planner(", "NewtTrainer(", "trainer.step(", "for batch in collector"):
+        assert piece in source, piece
 
 
 def test_training_example_runs_and_resumes(tmp_path):

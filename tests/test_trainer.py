@@ -196,22 +196,23 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_run(tmp_path, monke
     same files as the finished run but that 40-frame checkpoint (a run killed after logging past it)
     plus a partial checkpoint write; resuming it must reproduce the uninterrupted run exactly: eval
     history, final weights and optimiser states, replay contents, and the CSV logs (no row twice)."""
+    import torchrl_newt.recipe as recipe
     import torchrl_newt.train as train
 
     tasks = _ten_step_tasks()
     snaps = tmp_path / "snaps"
     snaps.mkdir()
-    real_save = train.atomic_save
+    real_save = recipe.atomic_save
 
     def save_and_keep(obj, path):
         out = real_save(obj, path)
         shutil.copy(out, snaps / f"{obj['state']['frames']}.pt")
         return out
 
-    monkeypatch.setattr(train, "atomic_save", save_and_keep)
+    monkeypatch.setattr(recipe, "atomic_save", save_and_keep)
     common = ["--tasks", ",".join(tasks), "--eval-every", "40", "--save-replay", "--seed-episodes", "1", *TINY]
     full = train.main(common + ["--output-dir", str(tmp_path / "full"), "--frames", "80"])
-    monkeypatch.setattr(train, "atomic_save", real_save)
+    monkeypatch.setattr(recipe, "atomic_save", real_save)
     assert sorted(p.name for p in snaps.iterdir()) == ["40.pt", "80.pt"]
 
     killed = tmp_path / "killed"
@@ -247,7 +248,7 @@ def _umask() -> int:
     (["--frames", "-5"], "--frames: must be positive"),
 ])
 def test_bad_flags_fail_with_one_clear_error(argv, message, capsys):
-    from torchrl_newt.train import parse_args
+    from torchrl_newt.recipe import parse_args
 
     with pytest.raises(SystemExit) as err:
         parse_args(argv)

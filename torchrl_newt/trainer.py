@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torchrl.objectives import SoftUpdate
 
 from torchrl_newt.modules import NewtWorldModel, constraint_weight

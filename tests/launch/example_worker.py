@@ -1,5 +1,5 @@
-"""Runs the packaged training program (``torchrl_newt.train``, what ``examples/newt_mmbench.py``
-runs) on short custom tasks (registered in every process first).
+"""Runs the packaged training program (``torchrl_newt.train``, the package's copy of
+``examples/newt_mmbench.py``) on short custom tasks (registered in every process first).
 
     torchrun --standalone --nproc-per-node 2 tests/launch/example_worker.py OUT_JSON -- EXAMPLE_ARGS...
 

@@ -37,7 +37,7 @@ from torchrl.envs import ParallelEnv, SerialEnv
 from torchrl_newt.checkpoint import atomic_save, remove_stale_temp_files
 from torchrl_newt.envs import make_env, require_installed
 from torchrl_newt.evaluate import domain_scores, format_table, mmbench_score, run_episodes, write_final_scores
-from torchrl_newt.train import DEFAULT_TASKS, make_logger, resolve_device, resolve_tasks
+from torchrl_newt.recipe import DEFAULT_TASKS, make_logger, resolve_device, resolve_tasks
 
 __all__ = [
     "CHECKPOINT",

@@ -3,8 +3,8 @@
 * :class:`SlurmConfig` + :func:`make_executor`: a :class:`submitit.AutoExecutor` for a partition,
   nodes x tasks-per-node (one process per GPU), GPUs per node, a time limit and array parallelism.
 * :class:`TrainJob`: the job callable. It runs a training entry point (by default the packaged
-  :func:`torchrl_newt.train.main`, the program ``examples/newt_mmbench.py`` runs; never a script
-  path) with a fixed, deterministic ``--output-dir``, adds ``--resume`` whenever that folder holds a checkpoint, and writes ``result.json`` (atomically)
+  :func:`torchrl_newt.train.main`, the package's copy of ``examples/newt_mmbench.py``; never a
+  script path) with a fixed, deterministic ``--output-dir``, adds ``--resume`` whenever that folder holds a checkpoint, and writes ``result.json`` (atomically)
   when training ends. It is a :class:`submitit.helpers.Checkpointable`: when Slurm signals a
   time-out or a preemption, submitit calls :meth:`TrainJob.checkpoint`, requeues the job and the
   requeued run resumes from the latest checkpoint (written atomically by the entry point, so a
