@@ -279,7 +279,7 @@ class Agent(torch.nn.Module):
         >>> wm = NewtWorldModel(8, 2, enc_dim=16, mlp_dim=16, latent_dim=16, num_q=2, num_tasks=1)
         >>> agent = Agent(wm, TDMPC2WorldModelLoss(wm), TDMPC2ActorLoss(wm), TDMPC2Planner(wm, horizon=2))
         >>> sorted({k.split(".")[0] for k in agent.state_dict()})
-        ['actor_loss', 'planner', 'world_model', 'wm_loss']
+        ['actor_loss', 'planner', 'wm_loss', 'world_model']
     """
 
     def __init__(self, world_model: NewtWorldModel, wm_loss: TDMPC2WorldModelLoss, actor_loss: TDMPC2ActorLoss,
