@@ -1,6 +1,6 @@
 """Training speed of the main job with image observations (``--obs rgb``) against state only.
 
-Runs ``python -m torchrl_newt.train`` (what ``examples/newt_mmbench.py`` runs) twice on the same
+Runs ``python -m torchrl_newt.train`` (the package's copy of ``examples/newt_mmbench.py``) twice on the same
 tasks, budget and settings: once on states, once with ``--obs rgb`` (every lane renders 224x224
 frames, a frozen DINOv2 encodes them, the world model sees state + 768 features). The backbone has
 the DINOv2-base architecture built from its config with random weights, saved to a temporary folder
