@@ -11,11 +11,19 @@ dimensions for a stated budget, per seed, and compares, at equal env steps *of t
 
 Every run ends with the score table beside uniform random actions (the same evaluation seeds), so
 each curve is read against its task's random score. Writes
-``benchmarks/results/multitask_learning_<device>.md`` (a table per variant and seed, the spread over
-seeds) and ``.png`` (one panel per task).
+``benchmarks/results/multitask_learning_<device>.md`` (the score at each evaluation point per task and
+variant, mean over seeds with the spread, then a table per run) and ``.png`` (one panel per task).
 
-    python benchmarks/multitask_learning.py --threads 1                      # ~60-90 min per soup run on CPU
-    python benchmarks/multitask_learning.py --demos runs/demos --pretrain-updates 2000 --seeds 1 2
+With ``--generate-demos N`` the demos come from the pipeline's second stage
+(``python -m torchrl_newt.demos generate``, Newt's acceptance rule) run on the first seed's soup
+checkpoint, the expert here. Finished runs are cached by folder, so variants and seeds can run as
+separate processes (one per core) and a last call with ``--report`` assembles them:
+
+    python benchmarks/multitask_learning.py --threads 1 --seeds 1 --variants soup          # ~70 min on CPU
+    python benchmarks/multitask_learning.py --threads 1 --seeds 2 --variants soup          # in parallel
+    python benchmarks/multitask_learning.py --threads 1 --seeds 1 2 --variants alone
+    python benchmarks/multitask_learning.py --threads 1 --seeds 1 --variants demos --generate-demos 4 --demos-frames 12000
+    python benchmarks/multitask_learning.py --seeds 1 2 --generate-demos 4 --demos-frames 12000 --report
 """
 
 from __future__ import annotations
