@@ -24,7 +24,8 @@ def device_label(device: torch.device | str | None = None) -> str:
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{cpu_name()}, {torch.get_num_threads()} threads"
+    n = torch.get_num_threads()
+    return f"{cpu_name()}, {n} thread{'s' if n != 1 else ''}"
 
 
 def plot_curves(curves: dict[str, dict[int, float]], path: Path, title: str, xlabel: str = "env steps",

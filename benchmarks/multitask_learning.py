@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more options for every run")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:  # the runs' setting, also named in the report's header
+        torch.set_num_threads(args.threads)
     soup = [t.strip() for t in args.soup.split(",") if t.strip()]
     if args.single_task not in soup:
         raise ValueError(f"--single-task {args.single_task} is not in the soup {soup}")
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"Command: `python benchmarks/multitask_learning.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
     ]
+    if "soup + demos" in runs:
+        lines += _demo_table(demos_dir, soup)
     lines += _summary(runs, soup)
     for variant, by_seed in runs.items():
         for seed, r in by_seed.items():
@@ -191,6 +195,23 @@ def main(argv: list[str] | None = None) -> dict:
     (RESULTS / f"{stem}.md").write_text(text)
     _plot(runs, soup, RESULTS / f"{stem}.png")
     return runs
+
+
+def _demo_table(folder: Path, soup: list[str]) -> list[str]:
+    """What the demos variant learned from: per task, the accepted episodes and their returns."""
+    from tensordict import TensorDict
+
+    lines = [f"Demonstrations in `{folder.name}/` (Newt's file format):", "", "| task | episodes | return (mean, min..max) |",
+             "|---|---:|---:|"]
+    for task in soup:
+        path = folder / f"{task}.pt"
+        if not path.exists():
+            lines.append(f"| {task} | 0 (none accepted) | - |")
+            continue
+        td: TensorDict = torch.load(path, map_location="cpu", weights_only=False)
+        returns = [float(torch.nansum(td["reward"][td["episode"] == e])) for e in td["episode"].unique()]
+        lines.append(f"| {task} | {len(returns)} | {statistics.mean(returns):.1f} ({min(returns):.1f}..{max(returns):.1f}) |")
+    return lines + [""]
 
 
 def _spread(xs: list[float]) -> str:
@@ -240,24 +261,30 @@ def _plot(runs: dict, soup: list[str], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(soup), figsize=(3.2 * len(soup), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(soup), figsize=(3.2 * len(soup), 3.6), squeeze=False)
+    colors = {"soup": "tab:blue", "alone": "tab:orange", "soup + demos": "tab:green"}
     for ax, task in zip(axes[0], soup):
         for variant, by_seed in runs.items():
-            for seed, r in by_seed.items():
+            for k, (seed, r) in enumerate(by_seed.items()):
                 if task not in r["final"]["tasks"]:
                     continue
                 n = len(r["final"]["tasks"])
                 xs = [h["frames"] // n for h in r["history"]]
                 ax.plot(xs, [h["results"][task]["score"] for h in r["history"]], marker="o", lw=1,
-                        label=f"{variant} s{seed}")
+                        color=colors.get(variant), ls=("-", "--", ":")[k % 3], label=f"{variant} s{seed}")
         rand = next(r["final"]["tasks"][task]["random"] for by_seed in runs.values() for r in by_seed.values()
                     if task in r["final"]["tasks"])
         ax.axhline(rand, color="gray", ls="--", lw=1, label="random")
         ax.set(title=task, xlabel="this task's env steps", ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("score")
-    axes[0][-1].legend(fontsize=6)
-    fig.tight_layout()
+    legend = {}
+    for ax in axes[0]:  # every variant and seed once (only one panel has the task trained alone)
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, h)
+    labels, handles = list(legend), list(legend.values())
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"wrote {path}")
