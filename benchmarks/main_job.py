@@ -28,8 +28,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main(argv: list[str] | None = None) -> Path:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    ours, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    from torchrl_newt.launch.slurm import split_passthrough
+
+    ours, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output-dir", default="runs/newt-main-job")
     p.add_argument("--from-run", default=None, help="format this finished run instead of running one")

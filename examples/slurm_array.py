@@ -30,7 +30,7 @@ from torchrl_newt.launch.slurm import (
     split_passthrough,
     submit_array,
 )
-from torchrl_newt.train import resolve_tasks
+from torchrl_newt.evaluate import resolve_tasks
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ from torchrl_newt.launch.slurm import (
     split_passthrough,
     submit_demo_array,
 )
-from torchrl_newt.train import resolve_tasks
+from torchrl_newt.evaluate import resolve_tasks
 
 
 def build_parser() -> argparse.ArgumentParser:

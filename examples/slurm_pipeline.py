@@ -38,7 +38,7 @@ from torchrl_newt.launch.slurm import (
     submit_demo_array,
     submit_training,
 )
-from torchrl_newt.train import resolve_tasks
+from torchrl_newt.evaluate import resolve_tasks
 
 logger = logging.getLogger("slurm_pipeline")
 

@@ -22,7 +22,7 @@ import json
 import logging
 import sys
 
-from torchrl_newt.launch.slurm import DEFAULT_ENTRY_POINT, SlurmConfig, submit_training
+from torchrl_newt.launch.slurm import DEFAULT_ENTRY_POINT, SlurmConfig, split_passthrough, submit_training
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,8 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict | None:
-    argv = sys.argv[1:] if argv is None else argv
-    ours, train_argv = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, train_argv = split_passthrough(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(ours)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for module in args.imports:  # here too: custom tasks must resolve before submission

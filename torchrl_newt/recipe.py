@@ -504,6 +504,7 @@ class RunCheckpointer:
         self.collector = self.env = None
         self.pending: int | None = None
         self._collector_state: dict = {}
+        self._restored: dict | None = None  # the checkpoint read by restore(), until attach() uses it
 
     @staticmethod
     def boundary_wait(episode_lengths: list[int], steps_per_batch: int) -> int:
@@ -525,7 +526,7 @@ class RunCheckpointer:
         if "replay" in ckpt and self.ctx.is_main:  # other ranks' replay is not saved: they refill theirs
             self.replay.load_state_dict(expand_replay_state(ckpt["replay"]))
         log.info("resumed from %s at %d frames, %d updates", path, self.state["frames"], self.trainer.updates)
-        self._ckpt = ckpt
+        self._restored = ckpt
         return ckpt
 
     def attach(self, collector: Any, env: Any, global_frames_per_batch: int, frames_per_batch: int) -> None:
@@ -538,7 +539,7 @@ class RunCheckpointer:
                 this rank's.
         """
         self.collector, self.env = collector, env
-        ckpt = getattr(self, "_ckpt", None)
+        ckpt, self._restored = self._restored, None
         if ckpt is None:
             return
         ctx, frames = self.ctx, self.state["frames"]
@@ -550,7 +551,6 @@ class RunCheckpointer:
                                        "iter": frames // global_frames_per_batch}, strict=False)
         rngs = ckpt.get("rng_ranks")
         set_rng_state(rngs[ctx.rank] if rngs and len(rngs) == ctx.world_size else ckpt["rng"])
-        self._ckpt = None
 
     def request(self) -> None:
         """Checkpoint at the next episode boundary (or after :attr:`max_wait` batches)."""
