@@ -414,7 +414,19 @@ def load_vision_backbone(args, device: torch.device):
 
 
 def expand_demo_paths(paths: list[str]) -> list[str]:
-    """Demo files, with folders expanded to the ``*.pt`` files in them."""
+    """Demo files, with folders expanded to the ``*.pt`` files in them.
+
+    Raises:
+        FileNotFoundError: no file was found.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for name in ("b.pt", "a.pt", "notes.txt"):
+        ...     (folder / name).touch()
+        >>> [Path(f).name for f in expand_demo_paths([str(folder)])]
+        ['a.pt', 'b.pt']
+    """
     out = []
     for p in paths:
         path = Path(p)
@@ -597,7 +609,16 @@ class RunCheckpointer:
 
 # ---------------------------------------------------------------------------------------- loop stages
 def log_metrics(logger: Any, metrics: dict, step: int) -> None:
-    """Log scalars (``logger`` ``None``: nothing, as on ranks other than 0)."""
+    """Log scalars (``logger`` ``None``: nothing, as on ranks other than 0).
+
+    Examples:
+        >>> class Printer:
+        ...     def log_scalar(self, name, value, step):
+        ...         print(name, value, step)
+        >>> log_metrics(Printer(), {"loss": torch.tensor(0.5)}, step=3)
+        loss 0.5 3
+        >>> log_metrics(None, {"loss": 1.0}, step=3)
+    """
     if logger is not None:
         for k, v in metrics.items():
             logger.log_scalar(k, float(v), step=step)
@@ -619,7 +640,17 @@ def pretrain(trainer: Any, demo_buffer: Any, updates: int, batch_size: int, logg
 
 
 def log_train_scores(batch: Any, state: dict, tasks: list[str], logger: Any) -> None:
-    """Log the score of every training episode that ended in ``batch`` (and each task's latest)."""
+    """Log the score of every training episode that ended in ``batch`` (and each task's latest).
+
+    Examples:
+        >>> from tensordict import TensorDict
+        >>> batch = TensorDict({"task": torch.tensor([0, 1]), ("next", "done"): torch.tensor([[True], [False]]),
+        ...                     ("next", "score"): torch.tensor([[0.5], [0.0]])}, [2])
+        >>> state = {"frames": 20, "last_scores": {}}
+        >>> log_train_scores(batch, state, ["walker-walk", "cheetah-run"], logger=None)
+        >>> state["last_scores"]
+        {0: 0.5}
+    """
     done = batch["next", "done"].squeeze(-1)
     if not done.any():
         return
