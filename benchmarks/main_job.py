@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> Path:
         subprocess.run([sys.executable, str(ROOT / "examples" / "newt_mmbench.py"), "--output-dir", str(run), *extra],
                        check=True)
         wall = time.time() - t0
+    missing = [name for name in ("final_scores.json", "checkpoint.pt") if not (run / name).is_file()]
+    if missing:
+        p.error(f"{run} is not a finished run of the main job: no {' or '.join(missing)}")
     final = json.loads((run / "final_scores.json").read_text())
     ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     results = final["tasks"]
