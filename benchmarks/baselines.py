@@ -12,7 +12,7 @@ Reads a finished main-job run (``python examples/newt_mmbench.py --output-dir RU
 Writes one table (final score per task and the MMBench score, beside uniform random actions) to
 ``benchmarks/results/baselines_<device>.md`` and the MMBench score against env steps to ``.png``.
 
-    python examples/newt_mmbench.py --output-dir runs/newt-default     # the main job, ~15 min on CPU
+    python examples/newt_mmbench.py --output-dir runs/newt-default     # the main job, ~12 min on CPU
     python benchmarks/baselines.py --newt-run runs/newt-default --threads 1
 """
 

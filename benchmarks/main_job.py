@@ -5,7 +5,7 @@ does; arguments after ``--`` are passed on) into ``--output-dir`` and writes its
 evaluation curve and the wall time to ``benchmarks/results/main_job_default_<device>.md``; or, with
 ``--from-run DIR``, formats an existing run's ``final_scores.json`` and checkpoint history instead.
 
-    python benchmarks/main_job.py                         # ~15 min on a 2-core CPU
+    python benchmarks/main_job.py                         # ~12 min on a 2-core CPU
     python benchmarks/main_job.py --from-run runs/newt    # a run made by the README command
 """
 

@@ -2,7 +2,7 @@
 
 With no arguments this runs the embedded default: a soup of four tasks with 1, 2, 2 and 6 action
 dimensions (cartpole-swingup, reacher-easy, mujoco-reacher, walker-stand), model size S, 8,000 env
-steps, sized to finish within about 15 minutes on a 2-core CPU (or faster on a GPU, which is used
+steps, sized to finish in about 12 minutes on a 2-core CPU (or faster on a GPU, which is used
 automatically when present). It ends by printing a per-task and per-domain score table beside the
 scores of uniform random actions, and where it wrote metrics, the learning-curve plot, the
 checkpoint and ``final_scores.json``.

@@ -282,3 +282,32 @@ def test_resume_rejects_bad_checkpoints(tmp_path, content, message):
     with pytest.raises(CheckpointError, match=message):
         main(["--tasks", "cartpole-balance", "--frames", "10", "--no-language", "--output-dir", str(tmp_path / "o"),
               "--resume", str(path), "--logger", "none"])
+
+
+def test_random_baseline_is_reproducible_and_leaves_the_training_rng_alone():
+    """The ``random`` column depends only on (seed, frames): not on what training drew from the RNG."""
+    pytest.importorskip("gymnasium", reason="needs gymnasium[mujoco] for mujoco-reacher")
+    pytest.importorskip("mujoco", reason="needs mujoco for mujoco-reacher")
+    from torchrl_newt.envs import make_env
+    from torchrl_newt.recipe import random_baseline
+
+    env = make_env(["mujoco-reacher"], seed=0)
+    state = {"history": [{"frames": 400}]}
+    try:
+        torch.manual_seed(123)
+        first = random_baseline(env, state, tasks=["mujoco-reacher"], local_tasks=["mujoco-reacher"], episodes=2, seed=1)
+        after = torch.rand(3)
+        torch.manual_seed(123)
+        assert torch.equal(torch.rand(3), after)  # the global stream continued as if nothing had run
+        torch.manual_seed(999)  # a different training history
+        second = random_baseline(env, state, tasks=["mujoco-reacher"], local_tasks=["mujoco-reacher"], episodes=2, seed=1)
+        other = random_baseline(env, {"history": [{"frames": 800}]}, tasks=["mujoco-reacher"],
+                                local_tasks=["mujoco-reacher"], episodes=2, seed=1)
+    finally:
+        env.close()
+    assert first == second
+    assert first != other  # another evaluation point gets other seeds
+    r = first["mujoco-reacher"]
+    assert r["return"] < 0 and 0.0 <= r["score"] <= 1.0  # Reacher's reward is a negative distance and control cost
+    assert random_baseline(env, state, tasks=["mujoco-reacher"], local_tasks=["mujoco-reacher"], episodes=0,
+                           seed=1) is None

@@ -50,6 +50,7 @@ __all__ = [
     "evaluate",
     "eval_world_model",
     "format_open_loop_table",
+    "format_final_report",
     "format_table",
     "main",
     "mmbench_score",
@@ -193,6 +194,46 @@ def learning_summary(results: Results, baseline: Results, baseline_name: str = "
     if below:
         text += f" (not {', '.join(below)})"
     return f"{text}; MMBench score {ours:.3f} vs {theirs:.3f} {baseline_name} ({ratio})"
+
+
+def format_final_report(
+    results: Results,
+    baseline: Results | None = None,
+    *,
+    title: str,
+    files: Mapping[str, Any] | None = None,
+    baseline_name: str = "random",
+) -> str:
+    """The closing block every runner prints: a title, the score table beside the baseline, the
+    learning summary (with a baseline) and where the run's files are.
+
+    The main job (:func:`torchrl_newt.recipe.final_report`) and the baselines
+    (:class:`torchrl_newt.baselines.common.BaselineRun`) print it, so their ends read alike.
+
+    Examples:
+        >>> ours = {"walker-walk": {"score": 0.6, "return": 600.0, "success": 0.0}}
+        >>> rand = {"walker-walk": {"score": 0.2, "return": 200.0, "success": 0.0}}
+        >>> print(format_final_report(ours, rand, title="Final evaluation:", files={"final scores": "run/final_scores.json"}))
+        Final evaluation:
+        <BLANKLINE>
+        task                        domain             score   random    return  success
+        --------------------------------------------------------------------------------
+        walker-walk                 dmcontrol          0.600    0.200     600.0        -
+        --------------------------------------------------------------------------------
+        domain mean                 dmcontrol          0.600    0.200
+        MMBench score (mean of domain means)           0.600    0.200
+        <BLANKLINE>
+        1 of 1 tasks above random; MMBench score 0.600 vs 0.200 random (3.00x)
+        <BLANKLINE>
+        final scores:   run/final_scores.json
+    """
+    lines = [title, "", format_table(results, baseline=baseline, baseline_name=baseline_name)]
+    if baseline is not None:
+        lines += ["", learning_summary(results, baseline, baseline_name)]
+    if files:
+        lines.append("")
+        lines += [f"{name + ':':<16}{path}" for name, path in files.items()]
+    return "\n".join(lines)
 
 
 def write_final_scores(

@@ -49,8 +49,7 @@ from torchrl_newt.envs import TaskSet, get_task, make_env
 from torchrl_newt.evaluate import (
     domain_scores,
     evaluate,
-    format_table,
-    learning_summary,
+    format_final_report,
     mmbench_score,
     resolve_device,
     resolve_tasks,
@@ -106,7 +105,7 @@ DEFAULT_TASKS = ("cartpole-swingup", "reacher-easy", "mujoco-reacher", "walker-s
 #: env steps per lane in each collector batch
 STEPS_PER_BATCH = 10
 #: planner settings (iterations, samples, elites, prior trajectories) when not given on the command line
-PLANNER_DEFAULTS = {"cuda": (6, 512, 64, 24), "cpu": (3, 96, 12, 6)}
+PLANNER_DEFAULTS = {"cuda": (6, 512, 64, 24), "cpu": (2, 96, 12, 6)}
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -171,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pi-bc-coef", type=float, default=1.0,
                    help="weight of the policy prior's BC term on replay actions (Newt: 1; 0 gives TD-MPC2's prior)")
     g = p.add_argument_group("planner (defaults: Newt's 6 x 512 / 64 elites / 24 prior trajectories on GPU; "
-                             "a lighter 3 x 96 / 12 / 6 on CPU so the embedded default fits in ~15 min)")
+                             "a lighter 2 x 96 / 12 / 6 on CPU so the embedded default fits in ~12 min)")
     g.add_argument("--plan-iterations", type=_positive(), default=None)
     g.add_argument("--plan-samples", type=_positive(), default=None)
     g.add_argument("--plan-elites", type=_positive(), default=None)
@@ -684,11 +683,20 @@ def evaluate_and_record(eval_env: Any, policy: Any, state: dict, *, tasks: list[
 
 def random_baseline(eval_env: Any, state: dict, *, tasks: list[str], local_tasks: list[str], episodes: int,
                     seed: int, rank: int = 0) -> dict | None:
-    """Uniform random actions on the final evaluation's seeds (``episodes`` per task), or ``None``."""
+    """Uniform random actions on the final evaluation's seeds (``episodes`` per task), or ``None``.
+
+    The actions come from a torch generator seeded from the same ``(seed, frames, rank)`` as the
+    env, inside :func:`torch.random.fork_rng`: the ``random`` column is the same for every run
+    that ends at the same step count, whatever the training consumed of the global RNG, and the
+    training's RNG stream is left as it was.
+    """
     if episodes <= 0:
         return None
-    eval_env.set_seed(segment_seed(seed, state["history"][-1]["frames"], rank, purpose=1))
-    return gather_results(evaluate(eval_env, None, local_tasks, episodes), order=tasks)
+    env_seed = segment_seed(seed, state["history"][-1]["frames"], rank, purpose=1)
+    eval_env.set_seed(env_seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(env_seed)
+        return gather_results(evaluate(eval_env, None, local_tasks, episodes), order=tasks)
 
 
 def final_report(out_dir: Path, state: dict, random_results: dict | None, *, updates: int, wall_s: float,
@@ -698,16 +706,12 @@ def final_report(out_dir: Path, state: dict, random_results: dict | None, *, upd
     final = state["history"][-1]
     if random_results is not None:
         plot_curve(state["history"], out_dir / "learning_curve.png", mmbench_score(random_results))
-    print(f"\nFinal evaluation after {state['frames']:,} env steps and {updates:,} updates "
-          f"({wall_s:.0f} s on {device}):\n")
-    print(format_table(final["results"], baseline=random_results))
-    if random_results is not None:
-        print("\n" + learning_summary(final["results"], random_results))
     path = write_final_scores(out_dir, final["results"], baseline=random_results, frames=state["frames"],
                               updates=updates, wall_s=round(wall_s, 1), device=str(device),
                               eval_episodes=args.eval_episodes, random_episodes=args.random_episodes)
-    print(f"\nmetrics:        {out_dir / 'logs' / args.exp_name if args.logger != 'none' else '(logging disabled)'}")
-    print(f"learning curve: {out_dir / 'learning_curve.png'}")
-    print(f"checkpoint:     {out_dir / CHECKPOINT}")
-    print(f"final scores:   {path}")
+    logs = out_dir / "logs" / args.exp_name if args.logger != "none" else "(logging disabled)"
+    title = f"Final evaluation after {state['frames']:,} env steps and {updates:,} updates ({wall_s:.0f} s on {device}):"
+    files = {"metrics": logs, "learning curve": out_dir / "learning_curve.png", "checkpoint": out_dir / CHECKPOINT,
+             "final scores": path}
+    print("\n" + format_final_report(final["results"], random_results, title=title, files=files))
     return path

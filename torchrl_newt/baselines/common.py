@@ -9,7 +9,8 @@ A baseline script reads top to bottom as::
 
 :meth:`BaselineRun.finish` evaluates the policy with :func:`torchrl_newt.evaluate.run_episodes`
 (deterministic episodes on a separately seeded eval env, one lane per task) and uniform random actions
-on the same env, prints :func:`torchrl_newt.evaluate.format_table` with the random column, writes
+on the same env, prints :func:`torchrl_newt.evaluate.format_final_report` (the table with the
+random column and the learning summary, as the main job does), writes
 ``OUTPUT_DIR/final_scores.json`` (:func:`torchrl_newt.evaluate.write_final_scores`, the file every
 runner of this project writes, so baselines compare with Newt's runs file to file) and an atomic
 checkpoint (:func:`torchrl_newt.checkpoint.atomic_save`).
@@ -36,7 +37,7 @@ from torchrl.envs import ParallelEnv, SerialEnv
 
 from torchrl_newt.checkpoint import atomic_save, remove_stale_temp_files
 from torchrl_newt.envs import make_env, require_installed
-from torchrl_newt.evaluate import domain_scores, format_table, mmbench_score, run_episodes, write_final_scores
+from torchrl_newt.evaluate import domain_scores, format_final_report, mmbench_score, run_episodes, write_final_scores
 from torchrl_newt.recipe import DEFAULT_TASKS, make_logger, resolve_device, resolve_tasks
 
 __all__ = [
@@ -349,13 +350,11 @@ class BaselineRun:
             wall_s=wall_s, device=str(self.device), seed=self.args.seed, **extra,
         )
         self.eval_env.close()
-        print(f"\n{self.name}: final evaluation after {frames:,} frames and {updates:,} updates "
-              f"({wall_s:.0f} s on {self.device}):\n")
-        print(format_table(results, baseline=random_results))
         logs = self.out_dir / "logs" / self.args.exp_name if self.args.logger != "none" else "(logging disabled)"
-        print(f"\nmetrics:        {logs}")
-        print(f"checkpoint:     {ckpt_path}")
-        print(f"final scores:   {scores_path}")
+        title = (f"{self.name}: final evaluation after {frames:,} frames and {updates:,} updates "
+                 f"({wall_s:.0f} s on {self.device}):")
+        files = {"metrics": logs, "checkpoint": ckpt_path, "final scores": scores_path}
+        print("\n" + format_final_report(results, random_results, title=title, files=files))
         state = {"frames": frames, "updates": updates, "wall_s": wall_s, "history": self.history, **extra}
         return {"results": results, "random": random_results, "state": state}
 

@@ -23,7 +23,12 @@ from tensordict.utils import NestedKey
 from torchrl.data import Composite, Unbounded
 from torchrl.envs.transforms import Transform
 
-from torchrl_newt.modules.vision import DEFAULT_DINOV2_MODEL, build_tiny_dinov2, load_dinov2, normalize_frames
+from torchrl_newt.modules.vision import (  # build_tiny_dinov2: used by the doctests
+    DEFAULT_DINOV2_MODEL,
+    build_tiny_dinov2,  # noqa: F401
+    load_dinov2,
+    normalize_frames,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import Dinov2Model

@@ -39,7 +39,6 @@ __all__ = [
     "DEFAULT_DINOV2_MODEL",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "DINOv2Features",
     "VisionModelUnavailable",
     "build_tiny_dinov2",
     "load_dinov2",
