@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("evaluation, logging, checkpoints")
     g.add_argument("--eval-every", type=_positive(), default=2_000, help="frames between evaluations")
     g.add_argument("--eval-episodes", type=_positive(), default=2, help="deterministic episodes per task")
-    g.add_argument("--random-episodes", type=int, default=5,
+    g.add_argument("--random-episodes", type=int, default=10,
                    help="episodes per task of uniform random actions, on the final evaluation's seeds, for the "
                         "table's 'random' column (0: no random column)")
     g.add_argument("--checkpoint-every", type=_positive(), default=1, help="evaluations between checkpoints")
