@@ -149,7 +149,7 @@ def test_training_example_runs_and_resumes(tmp_path):
         assert set(row) == {"score", "random", "return", "success"} and 0.0 <= row["random"] <= 1.0
         assert row["score"] == out["results"][task]["score"]
     assert final["frames"] == out["state"]["frames"] and final["updates"] == out["state"]["updates"]
-    assert final["random_episodes"] == 5 and final["wall_s"] > 0
+    assert final["random_episodes"] == 10 and final["wall_s"] > 0
     resumed = example.main(common + ["--frames", "120", "--resume"])
     assert resumed["state"]["frames"] >= 120
     assert resumed["state"]["updates"] > out["state"]["updates"]
