@@ -19,6 +19,7 @@ Writes one table (final score per task and the MMBench score, beside uniform ran
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import logging
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> dict:
               "--logger", "csv", "--quiet"] + (["--threads", str(args.threads)] if args.threads else [])
     t0 = time.time()
 
-    demo_dir = work / "demos"
+    # demos belong to one checkpoint and count: a folder per (checkpoint content, --num-demos), never stale
+    digest = hashlib.sha256((run / "checkpoint.pt").read_bytes()).hexdigest()[:12]
+    demo_dir = work / "demos" / f"{digest}-n{args.num_demos}"
     for task in tasks:
         if not (demo_dir / f"{task}.pt").exists():
             demos = generate_demos(run / "checkpoint.pt", task, args.num_demos, seed=train_args["seed"],
