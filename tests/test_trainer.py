@@ -284,10 +284,13 @@ def test_resume_rejects_bad_checkpoints(tmp_path, content, message):
               "--resume", str(path), "--logger", "none"])
 
 
-def test_random_baseline_is_reproducible_and_leaves_the_training_rng_alone():
+def test_random_baseline_is_reproducible_and_leaves_the_training_rng_alone(monkeypatch):
     """The ``random`` column depends only on (seed, frames): not on what training drew from the RNG."""
     pytest.importorskip("gymnasium", reason="needs gymnasium[mujoco] for mujoco-reacher")
     pytest.importorskip("mujoco", reason="needs mujoco for mujoco-reacher")
+
+    cuda_seeds = []  # fork_rng(devices=[]) would not restore a reseeded CUDA generator
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", cuda_seeds.append)
     from torchrl_newt.envs import make_env
     from torchrl_newt.recipe import random_baseline
 
@@ -305,6 +308,7 @@ def test_random_baseline_is_reproducible_and_leaves_the_training_rng_alone():
                                 local_tasks=["mujoco-reacher"], episodes=2, seed=1)
     finally:
         env.close()
+    assert cuda_seeds == [123, 123, 999]  # this test's own torch.manual_seed calls only: CUDA's stream untouched
     assert first == second
     assert first != other  # another evaluation point gets other seeds
     r = first["mujoco-reacher"]

@@ -685,17 +685,17 @@ def random_baseline(eval_env: Any, state: dict, *, tasks: list[str], local_tasks
                     seed: int, rank: int = 0) -> dict | None:
     """Uniform random actions on the final evaluation's seeds (``episodes`` per task), or ``None``.
 
-    The actions come from a torch generator seeded from the same ``(seed, frames, rank)`` as the
-    env, inside :func:`torch.random.fork_rng`: the ``random`` column is the same for every run
-    that ends at the same step count, whatever the training consumed of the global RNG, and the
-    training's RNG stream is left as it was.
+    The actions (drawn on the CPU, where the env lives) come from the CPU generator seeded from the
+    same ``(seed, frames, rank)`` as the env, inside :func:`torch.random.fork_rng`: the ``random``
+    column is the same for every run that ends at the same step count, whatever the training
+    consumed of the global RNG, and the training's RNG streams (CPU and CUDA) are left as they were.
     """
     if episodes <= 0:
         return None
     env_seed = segment_seed(seed, state["history"][-1]["frames"], rank, purpose=1)
     eval_env.set_seed(env_seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(env_seed)
+    with torch.random.fork_rng(devices=[]):  # restores the CPU generator; CUDA's is never touched
+        torch.random.default_generator.manual_seed(env_seed)  # not torch.manual_seed: that reseeds CUDA too
         return gather_results(evaluate(eval_env, None, local_tasks, episodes), order=tasks)
 
 
